@@ -1,0 +1,322 @@
+"""``StudySpec``: what a user submits, validated completely before anything reaches Ray."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from search_spaces.algorithms import ALGORITHMS
+from search_spaces.params import CategoricalParam, FloatParam, IntParam, Param, grid_values
+from search_spaces.registry import BUILTIN_DATASETS, BUILTIN_MODELS
+from search_spaces.tunables import METRICS, TUNABLES, Tunable
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Objective(_Strict):
+    """The metric to optimise and its direction."""
+
+    metric: str = "eval_accuracy"
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        return metric
+
+    @model_validator(mode="after")
+    def _default_direction(self) -> Objective:
+        if self.direction is None:
+            self.direction = METRICS[self.metric]
+        return self
+
+
+class Budget(_Strict):
+    """How many trials to run and how many at once."""
+
+    n_trials: Annotated[int, Field(ge=1, le=100_000)] = 10
+    max_concurrent_trials: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class Resources(_Strict):
+    """Resources of one trial: DDP workers and what each worker reserves."""
+
+    num_workers: Annotated[int, Field(ge=1, le=512)] = 1
+    cpus_per_worker: Annotated[float, Field(gt=0, le=512)] = 1.0
+    gpus_per_worker: Annotated[float, Field(ge=0, le=16)] = 0.0
+
+
+class Dataset(_Strict):
+    """A built-in dataset by name, or local train/eval files."""
+
+    name: str | None = None
+    train: str | None = None
+    eval: str | None = None
+    format: Literal["tsv", "csv", "jsonl"] | None = None
+    text_column: str = "sentence"
+    label_column: str = "label"
+    column_names: list[str] | None = Field(
+        default=None, description="Column names for a tsv/csv file without a header row."
+    )
+    eval_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Dataset:
+        if (self.name is None) == (self.train is None):
+            raise ValueError("give either a built-in dataset name or a train file, not both")
+        if self.eval is not None and self.train is None:
+            raise ValueError("eval needs a train file")
+        if self.column_names is not None:
+            for column in (self.text_column, self.label_column):
+                if column not in self.column_names:
+                    raise ValueError(f"column {column!r} is not in column_names")
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _builtin_name(cls, name: str | None) -> str | None:
+        if name is not None and name not in BUILTIN_DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; built-in: {', '.join(BUILTIN_DATASETS)}")
+        return name
+
+    @field_validator("train", "eval")
+    @classmethod
+    def _existing_file(cls, path: str | None) -> str | None:
+        if path is None:
+            return None
+        resolved = Path(path).expanduser().resolve()
+        if not resolved.is_file():
+            raise ValueError(f"file not found: {path}")
+        return str(resolved)
+
+    @property
+    def file_format(self) -> str:
+        """The file format, from ``format`` or the train file's extension."""
+        if self.format:
+            return self.format
+        suffix = Path(self.train or "").suffix.lstrip(".").lower()
+        return suffix if suffix in ("tsv", "csv", "jsonl") else "tsv"
+
+
+class Task(_Strict):
+    """The fine-tuning task every trial runs."""
+
+    model: str = "tiny-bert"
+    dataset: Dataset = Field(default_factory=lambda: Dataset(name="synthetic-sentiment"))
+    max_seq_length: Annotated[int, Field(ge=8, le=4096)] = 128
+    max_train_samples: Annotated[int, Field(ge=2)] | None = None
+    max_eval_samples: Annotated[int, Field(ge=2)] | None = None
+    epochs: Annotated[int, Field(ge=1, le=100)] = 1
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, description="Fixed values of tunables that are not searched."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        if model in BUILTIN_MODELS:
+            return model
+        if model.startswith(("/", ".", "~")) or Path(model).expanduser().exists():
+            directory = Path(model).expanduser().resolve()
+            if not (directory / "config.json").is_file():
+                raise ValueError(f"model directory not found or has no config.json: {model}")
+            return str(directory)
+        if not HUB_ID.match(model):
+            raise ValueError(
+                f"model {model!r} is neither built-in ({', '.join(BUILTIN_MODELS)}), "
+                "an existing directory, nor a valid hub id"
+            )
+        return model
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _known_hyperparameters(cls, values: dict[str, Any]) -> dict[str, Any]:
+        for name, value in values.items():
+            try:
+                _check_value(name, _tunable(name), value)
+            except ValueError as exc:
+                raise FieldError(("task", "hyperparameters", name), str(exc)) from None
+        return values
+
+
+class StudySpec(_Strict):
+    """A complete tuning study: space, objective, algorithm, budget, resources and task."""
+
+    name: str
+    objective: Objective = Field(default_factory=Objective)
+    algorithm: str = "tpe"
+    algorithm_settings: dict[str, Any] = Field(default_factory=dict)
+    budget: Budget = Field(default_factory=Budget)
+    resources_per_trial: Resources = Field(default_factory=Resources)
+    max_failures: Annotated[int, Field(ge=0, le=100)] = 0
+    task: Task = Field(default_factory=Task)
+    search_space: Annotated[dict[str, Param], Field(min_length=1, max_length=64)]
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        if not NAME.match(name) or not name.strip():
+            raise ValueError("name must be 1-100 printable characters")
+        return name
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, algorithm: str) -> str:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
+        return algorithm
+
+    @field_validator("search_space")
+    @classmethod
+    def _tunable_names(cls, space: dict[str, Param]) -> dict[str, Param]:
+        for name, param in space.items():
+            try:
+                _check_param(name, _tunable(name), param)
+            except ValueError as exc:
+                raise FieldError(("search_space", name), str(exc)) from None
+        return space
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StudySpec:
+        algorithm = ALGORITHMS[self.algorithm]
+        try:
+            settings = algorithm.settings.model_validate(self.algorithm_settings)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise FieldError(
+                ("algorithm_settings", *first["loc"]),
+                f"{_clean(first['msg'])} (for algorithm {self.algorithm!r})",
+            ) from None
+        self.algorithm_settings = settings.model_dump(exclude_unset=True)
+        for name in set(self.task.hyperparameters) & set(self.search_space):
+            raise FieldError(
+                ("task", "hyperparameters", name), "fixed here but also tuned in search_space"
+            )
+        if algorithm.needs_grid:
+            for name, param in self.search_space.items():
+                if not param.is_discrete:
+                    raise FieldError(
+                        ("search_space", name),
+                        "grid needs discrete parameters (categorical, or int/float with step)",
+                    )
+            size = self.grid_size()
+            if self.budget.n_trials > size:
+                raise FieldError(
+                    ("budget", "n_trials"),
+                    f"{self.budget.n_trials} trials exceed the grid size ({size})",
+                )
+        return self
+
+    def grid_size(self) -> int:
+        """Number of points of the full grid over the search space."""
+        return math.prod(len(grid_values(p)) for p in self.search_space.values())
+
+
+def _tunable(name: str) -> Tunable:
+    if name not in TUNABLES:
+        raise ValueError(
+            f"unknown parameter {name!r}: the training loop does not use it; "
+            f"known: {', '.join(TUNABLES)}"
+        )
+    return TUNABLES[name]
+
+
+def _check_param(name: str, tunable: Tunable, param: FloatParam | IntParam | CategoricalParam) -> None:
+    if isinstance(param, CategoricalParam):
+        for choice in param.choices:
+            _check_value(name, tunable, choice)
+        return
+    if tunable.kind == "str":
+        raise ValueError(f"{name} takes one of {list(tunable.choices or ())}: use a categorical")
+    if tunable.kind == "int" and isinstance(param, FloatParam):
+        raise ValueError(f"{name} is an integer: use type int")
+    _check_value(name, tunable, param.low)
+    _check_value(name, tunable, param.high)
+
+
+def _check_value(name: str, tunable: Tunable, value: Any) -> None:
+    if tunable.kind == "str":
+        if value not in (tunable.choices or ()):
+            raise ValueError(f"{name}={value!r} is not one of {list(tunable.choices or ())}")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name}={value!r} must be a number")
+    if tunable.kind == "int" and not float(value).is_integer():
+        raise ValueError(f"{name}={value!r} must be an integer")
+    if tunable.low is not None and value < tunable.low:
+        raise ValueError(f"{name}={value!r} is below its minimum {tunable.low}")
+    if tunable.high is not None and value > tunable.high:
+        raise ValueError(f"{name}={value!r} is above its maximum {tunable.high}")
+
+
+class FieldError(Exception):
+    """A cross-field rule broken at a known location (raised through pydantic untouched)."""
+
+    def __init__(self, loc: tuple[str | int, ...], reason: str) -> None:
+        super().__init__(reason)
+        self.loc = loc
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a spec is invalid: the field path and why."""
+
+    loc: tuple[str | int, ...]
+    reason: str
+
+    @property
+    def field(self) -> str:
+        """Dotted field path, e.g. ``search_space.learning_rate.low``."""
+        return ".".join(str(part) for part in self.loc)
+
+
+class SpecError(ValueError):
+    """A spec failed validation; ``problems`` names every field and reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.field or 'spec'}: {p.reason}" for p in problems))
+        self.problems = problems
+
+
+def validate_spec(data: Any) -> StudySpec:
+    """Validate a parsed spec; raises ``SpecError`` listing each bad field and its reason."""
+    try:
+        return StudySpec.model_validate(data)
+    except FieldError as exc:
+        raise SpecError([Problem(exc.loc, exc.reason)]) from None
+    except ValidationError as exc:
+        problems = [Problem(_public_loc(e["loc"]), _clean(e["msg"])) for e in exc.errors()]
+        raise SpecError(problems) from None
+
+
+def _public_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    # Drop the union tag pydantic inserts: ("search_space", "lr", "float", "low") → without "float".
+    if len(loc) > 2 and loc[0] == "search_space" and loc[2] in ("float", "int", "categorical"):
+        return (*loc[:2], *loc[3:])
+    return loc
+
+
+def _clean(message: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message

@@ -1,0 +1,10 @@
+"""REST routers, one module per resource, joined here."""
+
+from fastapi import APIRouter
+
+from service.api import health, studies, trials
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(studies.router)
+api_router.include_router(trials.router)

@@ -1,0 +1,103 @@
+"""``/studies``: submit, list and read studies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import optuna
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from search_spaces.loader import SpecSyntaxError, parse_text
+from search_spaces.spec import StudySpec, validate_spec
+from service.deps import DispatcherDep, MonitorDep, OptunaStorageDep, StoreDep, TrialsDep
+from service.dispatcher import Dispatcher
+from service.schemas import StudiesPublic, StudyPublic, study_public
+from service.store import StudyRecord, StudyStore, TrialQueries
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+StudyStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": StudySpec.model_json_schema()},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("", status_code=201, response_model=StudyPublic, openapi_extra=_BODY_DOC)
+async def create_study(
+    request: Request,
+    store: StoreDep,
+    trials: TrialsDep,
+    dispatcher: DispatcherDep,
+    storage: OptunaStorageDep,
+    monitor: MonitorDep,
+) -> StudyPublic:
+    """Validate a study spec (JSON or YAML) and queue it."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    try:
+        data = parse_text(body, yaml_syntax=content_type in YAML_TYPES)
+    except SpecSyntaxError as exc:
+        raise HTTPException(400, str(exc)) from None
+    spec = await run_in_threadpool(validate_spec, data)
+    study = await run_in_threadpool(_create, store, storage, spec)
+    monitor.wake()
+    return await run_in_threadpool(view_study, study, trials, dispatcher)
+
+
+@router.get("", response_model=StudiesPublic)
+def list_studies(
+    store: StoreDep,
+    trials: TrialsDep,
+    dispatcher: DispatcherDep,
+    status: StudyStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> StudiesPublic:
+    """Studies, newest first, optionally filtered by status."""
+    found, count = store.list(status=status, limit=limit, offset=offset)
+    return StudiesPublic(data=[view_study(s, trials, dispatcher) for s in found], count=count)
+
+
+@router.get("/{study_id}", response_model=StudyPublic)
+def read_study(
+    study_id: str, store: StoreDep, trials: TrialsDep, dispatcher: DispatcherDep
+) -> StudyPublic:
+    """One study: spec, status, trial counts, best value so far, Ray job and dashboard link."""
+    return view_study(require_study(store, study_id), trials, dispatcher)
+
+
+def require_study(store: StudyStore, study_id: str) -> StudyRecord:
+    """The study, or a 404 naming the id."""
+    study = store.get(study_id) if len(study_id) <= 64 else None
+    if study is None:
+        raise HTTPException(404, f"study {study_id!r} not found")
+    return study
+
+
+def view_study(study: StudyRecord, trials: TrialQueries, dispatcher: Dispatcher) -> StudyPublic:
+    """The public view of a study, with its trial summary from Optuna's tables."""
+    optuna_id = trials.study_id(study.optuna_study_name)
+    counts = trials.counts(optuna_id) if optuna_id is not None else {}
+    best = trials.best(optuna_id) if optuna_id is not None else None
+    job_url = dispatcher.dashboard_job_url(study.ray_job_id) if study.ray_job_id else None
+    return study_public(study, counts, best.value if best else None, job_url)
+
+
+def _create(store: StudyStore, storage: optuna.storages.BaseStorage, spec: StudySpec) -> StudyRecord:
+    data = spec.model_dump(mode="json")
+    study = store.create(spec.name, data)
+    optuna.create_study(
+        storage=storage,
+        study_name=study.optuna_study_name,
+        direction=spec.objective.direction,
+    )
+    return study

@@ -1,0 +1,99 @@
+"""The app factory: settings, database, Ray cluster and the scheduler loop, wired in a lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import optuna
+from fastapi import FastAPI
+
+from service.api import api_router
+from service.api.errors import install_error_handlers
+from service.db import make_engine, metadata, redact_url
+from service.dispatcher import Dispatcher, RayJobDispatcher
+from service.monitor import StudyMonitor
+from service.ray_head import LocalRayHead, RayEndpoint
+from service.settings import Settings
+from service.store import StudyStore, TrialQueries
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
+    """Build the FastAPI app; ``dispatcher`` replaces Ray in unit tests only."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        metadata.create_all(engine)
+        app.state.settings = settings
+        app.state.store = StudyStore(engine)
+        app.state.trials = TrialQueries(engine)
+        app.state.optuna_storage = optuna.storages.RDBStorage(
+            settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
+        )
+        log.info("database: %s", redact_url(settings.database_url))
+        head: LocalRayHead | None = None
+        if dispatcher is None:
+            endpoint, head = await asyncio.to_thread(_connect_ray, settings)
+            app.state.dispatcher = RayJobDispatcher(
+                endpoint,
+                database_url=settings.database_url,
+                results_dir=settings.results_dir,
+                public_dashboard_url=settings.dashboard_public_url,
+            )
+        else:
+            app.state.dispatcher = dispatcher
+        app.state.monitor = StudyMonitor(
+            app.state.store, app.state.dispatcher, settings.max_running_studies
+        )
+        task = asyncio.create_task(app.state.monitor.run(settings.poll_interval_s))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if head is not None:
+                await asyncio.to_thread(head.stop)
+            engine.dispose()
+
+    app = FastAPI(
+        title="hpo-service",
+        version="0.1.0",
+        summary="Hyperparameter search for fine-tuning: studies as Ray jobs, trials in Optuna.",
+        lifespan=lifespan,
+    )
+    app.include_router(api_router)
+    install_error_handlers(app)
+    return app
+
+
+def _connect_ray(settings: Settings) -> tuple[RayEndpoint, LocalRayHead | None]:
+    if settings.ray_address:
+        address = settings.ray_address
+        if "://" not in address:
+            address = f"http://{address}"
+        return RayEndpoint(address, settings.ray_auth_token, settings.worker_python or "python"), None
+    head = LocalRayHead(
+        settings.state_dir,
+        num_cpus=settings.ray_num_cpus,
+        num_gpus=settings.ray_num_gpus,
+        dashboard_port=settings.ray_dashboard_port,
+        object_store_bytes=settings.ray_object_store_bytes,
+    )
+    endpoint = head.start()
+    if settings.worker_python:
+        endpoint = RayEndpoint(endpoint.dashboard_url, endpoint.token, settings.worker_python)
+    return endpoint, head
+
+
+def _optuna_engine_kwargs(url: str) -> dict[str, object]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}

@@ -1,0 +1,50 @@
+"""Infrastructure injected into handlers through ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from service.dispatcher import Dispatcher
+from service.monitor import StudyMonitor
+from service.settings import Settings
+from service.store import StudyStore, TrialQueries
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_store(request: Request) -> StudyStore:
+    """The study store."""
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def get_trials(request: Request) -> TrialQueries:
+    """Read-only trial queries."""
+    return request.app.state.trials  # type: ignore[no-any-return]
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    """The job dispatcher (Ray)."""
+    return request.app.state.dispatcher  # type: ignore[no-any-return]
+
+
+def get_monitor(request: Request) -> StudyMonitor:
+    """The scheduler loop."""
+    return request.app.state.monitor  # type: ignore[no-any-return]
+
+
+def get_optuna_storage(request: Request) -> Any:
+    """Optuna's RDB storage on the service database."""
+    return request.app.state.optuna_storage
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[StudyStore, Depends(get_store)]
+TrialsDep = Annotated[TrialQueries, Depends(get_trials)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+MonitorDep = Annotated[StudyMonitor, Depends(get_monitor)]
+OptunaStorageDep = Annotated[Any, Depends(get_optuna_storage)]

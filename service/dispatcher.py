@@ -1,0 +1,114 @@
+"""Submits studies as Ray jobs (entrypoint: the study driver) and reads their status."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from search_spaces.protocol import DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
+from service.ray_head import RayEndpoint
+
+FINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A Ray job's status and, once it ended, why."""
+
+    status: str  # PENDING | RUNNING | SUCCEEDED | FAILED | STOPPED | MISSING
+    message: str | None = None
+
+
+class Dispatcher(Protocol):
+    """What the service needs from a job scheduler."""
+
+    def submit(self, study_id: str, attempt: int) -> str: ...
+    def status(self, job_id: str) -> JobState: ...
+    def stop(self, job_id: str) -> None: ...
+    def dashboard_job_url(self, job_id: str) -> str | None: ...
+    def ping(self) -> bool: ...
+
+
+class RayJobDispatcher:
+    """Runs each study as a Ray job via the Jobs API of the configured cluster."""
+
+    def __init__(
+        self,
+        endpoint: RayEndpoint,
+        *,
+        database_url: str,
+        results_dir: Path,
+        public_dashboard_url: str | None = None,
+    ) -> None:
+        from ray.job_submission import JobSubmissionClient
+
+        self._endpoint = endpoint
+        self._client = JobSubmissionClient(endpoint.dashboard_url, headers=endpoint.headers)
+        self._database_url = database_url
+        self._results_dir = results_dir
+        self._public_url = (public_dashboard_url or endpoint.dashboard_url).rstrip("/")
+
+    def submit(self, study_id: str, attempt: int) -> str:
+        """Submit the study driver for ``study_id``; returns the Ray job's submission id."""
+        if not study_id.isalnum():
+            raise ValueError("study ids are alphanumeric")
+        entrypoint = shlex.join(
+            [self._endpoint.worker_python, "-m", "workers.run_study", "--study-id", study_id]
+        )
+        return str(
+            self._client.submit_job(
+                entrypoint=entrypoint,
+                submission_id=f"hpo-{study_id}-{attempt}",
+                runtime_env={
+                    "env_vars": {
+                        DATABASE_URL_ENV: self._database_url,
+                        RESULTS_DIR_ENV: str(self._results_dir),
+                        "PYTHONUNBUFFERED": "1",
+                    }
+                },
+                metadata={"hpo_study_id": study_id, "attempt": str(attempt)},
+            )
+        )
+
+    def status(self, job_id: str) -> JobState:
+        """The job's state; ``MISSING`` when the cluster does not know it (e.g. it restarted)."""
+        try:
+            info = self._client.get_job_info(job_id)
+        except RuntimeError as exc:
+            if "does not exist" in str(exc) or "404" in str(exc):
+                return JobState("MISSING", "the Ray job is gone (the cluster restarted?)")
+            raise
+        status = str(getattr(info.status, "value", info.status))
+        if status not in FINAL_JOB_STATES:
+            return JobState(status)
+        message = _outcome(info.message)
+        if message is None or not message.startswith("study "):
+            message = _outcome(self._client.get_job_logs(job_id)[-20_000:]) or message
+        return JobState(status, message)
+
+    def stop(self, job_id: str) -> None:
+        """Ask Ray to stop the job."""
+        self._client.stop_job(job_id)
+
+    def dashboard_job_url(self, job_id: str) -> str | None:
+        """Link to the job's page in the Ray dashboard."""
+        return f"{self._public_url}/#/jobs/{job_id}"
+
+    def ping(self) -> bool:
+        """True when the Jobs API answers."""
+        from service.ray_head import jobs_api_ready
+
+        return jobs_api_ready(self._endpoint)
+
+
+def _outcome(message: str | None) -> str | None:
+    """The driver's own outcome line (``hpo: …``) if it printed one, else Ray's message."""
+    if not message:
+        return None
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith(OUTCOME_PREFIX)]
+    if ours:
+        return ours[-1].removeprefix(OUTCOME_PREFIX)
+    return lines[-1][:500] if lines else None

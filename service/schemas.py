@@ -1,0 +1,108 @@
+"""API schemas (not table rows): what the REST endpoints accept and return."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from service.store import StudyRecord
+from service.store.trials import TrialRecord
+
+
+class StudyPublic(BaseModel):
+    """A study as the API shows it."""
+
+    id: str
+    name: str
+    status: str = Field(description="QUEUED | RUNNING | SUCCEEDED | FAILED")
+    status_reason: str | None
+    spec: dict[str, Any]
+    optuna_study_name: str
+    trial_counts: dict[str, int]
+    best_value: float | None
+    ray_job_id: str | None
+    dashboard_url: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class StudiesPublic(BaseModel):
+    """A page of studies and the total that matched."""
+
+    data: list[StudyPublic]
+    count: int
+
+
+class TrialPublic(BaseModel):
+    """One trial: parameters, objective values, per-epoch values, metrics and timings."""
+
+    number: int
+    state: str = Field(description="RUNNING | COMPLETE | PRUNED | FAIL | WAITING")
+    params: dict[str, Any]
+    value: float | None
+    values: list[float | None] | None
+    intermediate_values: dict[int, float | None]
+    metrics: dict[str, Any]
+    datetime_start: datetime | None
+    datetime_complete: datetime | None
+    duration_s: float | None
+
+    @classmethod
+    def of(cls, trial: TrialRecord) -> TrialPublic:
+        """Convert a stored trial; non-finite floats become null (JSON has no NaN/inf)."""
+        return cls(
+            number=trial.number,
+            state=trial.state,
+            params=trial.params,
+            value=_finite(trial.value),
+            values=[_finite(v) for v in trial.values] if trial.values else None,
+            intermediate_values={k: _finite(v) for k, v in trial.intermediate_values.items()},
+            metrics=dict(trial.user_attrs.get("metrics", {})),
+            datetime_start=trial.datetime_start,
+            datetime_complete=trial.datetime_complete,
+            duration_s=trial.duration_s,
+        )
+
+
+class TrialsPublic(BaseModel):
+    """A page of trials and the total that matched."""
+
+    data: list[TrialPublic]
+    count: int
+
+
+class HealthPublic(BaseModel):
+    """Whether the database and the Ray cluster answer."""
+
+    status: str
+    database: bool
+    ray: bool
+
+
+def study_public(
+    study: StudyRecord, counts: dict[str, int], best: float | None, dashboard_url: str | None
+) -> StudyPublic:
+    """Build the public view of a study row plus its trial summary."""
+    return StudyPublic(
+        id=study.id,
+        name=study.name,
+        status=study.status,
+        status_reason=study.status_reason,
+        spec=study.spec,
+        optuna_study_name=study.optuna_study_name,
+        trial_counts=counts,
+        best_value=_finite(best),
+        ray_job_id=study.ray_job_id,
+        dashboard_url=dashboard_url,
+        created_at=study.created_at,
+        started_at=study.started_at,
+        finished_at=study.finished_at,
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,59 @@
+"""Service settings, read from ``HPO_*`` environment variables (and ``RAY_ADDRESS``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service can be configured with; built in ``create_app()``."""
+
+    model_config = SettingsConfigDict(env_prefix="HPO_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    database_url: str = "sqlite:///./hpo.db"
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HPO_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
+        description="Ray dashboard/Jobs address (http://host:8265) of an existing cluster; "
+        "unset starts a local head.",
+    )
+    ray_auth_token: str | None = Field(default=None, description="Token of an existing cluster.")
+    state_dir: Path = Path(".hpo")
+    ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the local head.")
+    ray_num_gpus: int | None = Field(default=None, ge=0)
+    ray_dashboard_port: int = Field(default=8265, ge=0, le=65535)
+    ray_object_store_bytes: int | None = Field(default=None, ge=78_643_200)
+    worker_python: str | None = Field(
+        default=None,
+        description="Python that runs the study driver on the cluster "
+        "(default: this interpreter for a local head, `python` for a remote cluster).",
+    )
+    max_running_studies: int = Field(default=1, ge=1, le=1000)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    dashboard_public_url: str | None = Field(
+        default=None, description="Ray dashboard URL to show users, if it differs."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _absolute_sqlite_path(cls, url: str) -> str:
+        """Make a relative SQLite path absolute: the job driver runs in another directory."""
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(Path(url[len(prefix) :]).expanduser().resolve())
+        return url
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute_state_dir(cls, path: Path) -> Path:
+        return path.expanduser().resolve()
+
+    @property
+    def results_dir(self) -> Path:
+        """Where Ray Tune writes each study's experiment directory."""
+        return self.state_dir / "ray_results"

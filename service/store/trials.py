@@ -1,0 +1,188 @@
+"""Read-only trial queries on Optuna's tables: SQL that touches only the rows it returns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+from optuna.distributions import json_to_distribution
+from sqlalchemy import Engine, and_, case, func, select
+
+from service.store.optuna_tables import (
+    studies,
+    study_directions,
+    trial_intermediate_values,
+    trial_params,
+    trial_user_attributes,
+    trial_values,
+    trials,
+)
+
+TRIAL_STATES = ("RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL")
+SortKey = Literal["number", "value"]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as stored by Optuna, with external parameter values."""
+
+    number: int
+    state: str
+    params: dict[str, Any]
+    values: list[float] | None
+    intermediate_values: dict[int, float]
+    user_attrs: dict[str, Any]
+    datetime_start: datetime | None
+    datetime_complete: datetime | None
+
+    @property
+    def value(self) -> float | None:
+        """The first objective's value (None until the trial completes)."""
+        return self.values[0] if self.values else None
+
+    @property
+    def duration_s(self) -> float | None:
+        """Wall time of the trial, once it finished."""
+        if self.datetime_start and self.datetime_complete:
+            return (self.datetime_complete - self.datetime_start).total_seconds()
+        return None
+
+
+class TrialQueries:
+    """Queries over one database's Optuna tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def study_id(self, study_name: str) -> int | None:
+        """Optuna's integer id of a study name, or None if Optuna has not created it yet."""
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(studies.c.study_id).where(studies.c.study_name == study_name)
+            ).scalar_one_or_none()
+        return int(found) if found is not None else None
+
+    def directions(self, study_id: int) -> list[str]:
+        """Objective directions ("MAXIMIZE"/"MINIMIZE"), in objective order."""
+        query = (
+            select(study_directions.c.direction)
+            .where(study_directions.c.study_id == study_id)
+            .order_by(study_directions.c.objective)
+        )
+        with self._engine.connect() as conn:
+            return [str(d) for d in conn.execute(query).scalars()]
+
+    def counts(self, study_id: int) -> dict[str, int]:
+        """Number of trials in each state."""
+        query = (
+            select(trials.c.state, func.count())
+            .where(trials.c.study_id == study_id)
+            .group_by(trials.c.state)
+        )
+        with self._engine.connect() as conn:
+            found = {str(state): int(n) for state, n in conn.execute(query)}
+        return {state: found.get(state, 0) for state in TRIAL_STATES}
+
+    def best(self, study_id: int) -> TrialRecord | None:
+        """The completed trial with the best first-objective value, or None."""
+        maximize = self.directions(study_id)[:1] == ["MAXIMIZE"]
+        page, _ = self.page(
+            study_id, state="COMPLETE", sort="value", descending=maximize, limit=1, offset=0
+        )
+        return page[0] if page else None
+
+    def page(
+        self,
+        study_id: int,
+        *,
+        state: str | None,
+        sort: SortKey,
+        descending: bool,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[TrialRecord], int]:
+        """One page of trials in the requested order, and the filtered total."""
+        where = [trials.c.study_id == study_id]
+        if state:
+            where.append(trials.c.state == state)
+        query = select(trials).where(*where)
+        if sort == "value":
+            value = _sortable_value()
+            query = query.outerjoin(
+                trial_values,
+                and_(trial_values.c.trial_id == trials.c.trial_id, trial_values.c.objective == 0),
+            )
+            key = value.desc() if descending else value.asc()
+            query = query.order_by(key.nulls_last(), trials.c.number)
+        else:
+            query = query.order_by(trials.c.number.desc() if descending else trials.c.number)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
+            total = conn.execute(select(func.count()).select_from(trials).where(*where))
+            return self._hydrate(conn, rows), int(total.scalar_one())
+
+    def _hydrate(self, conn: Any, rows: Any) -> list[TrialRecord]:
+        ids = [r["trial_id"] for r in rows]
+        if not ids:
+            return []
+        params: dict[int, dict[str, Any]] = {i: {} for i in ids}
+        for r in conn.execute(select(trial_params).where(trial_params.c.trial_id.in_(ids))):
+            params[r.trial_id][r.param_name] = _external(r.distribution_json, r.param_value)
+        values: dict[int, dict[int, float]] = {i: {} for i in ids}
+        for r in conn.execute(select(trial_values).where(trial_values.c.trial_id.in_(ids))):
+            values[r.trial_id][r.objective] = _float(r.value, r.value_type)
+        steps: dict[int, dict[int, float]] = {i: {} for i in ids}
+        query = select(trial_intermediate_values).where(
+            trial_intermediate_values.c.trial_id.in_(ids)
+        )
+        for r in conn.execute(query):
+            steps[r.trial_id][r.step] = _float(r.intermediate_value, r.intermediate_value_type)
+        attrs: dict[int, dict[str, Any]] = {i: {} for i in ids}
+        query = select(trial_user_attributes).where(trial_user_attributes.c.trial_id.in_(ids))
+        for r in conn.execute(query):
+            attrs[r.trial_id][r.key] = json.loads(r.value_json)
+        return [
+            TrialRecord(
+                number=r["number"],
+                state=str(r["state"]),
+                params=params[r["trial_id"]],
+                values=[v for _, v in sorted(values[r["trial_id"]].items())] or None,
+                intermediate_values=dict(sorted(steps[r["trial_id"]].items())),
+                user_attrs=attrs[r["trial_id"]],
+                datetime_start=_utc(r["datetime_start"]),
+                datetime_complete=_utc(r["datetime_complete"]),
+            )
+            for r in rows
+        ]
+
+
+def _sortable_value() -> Any:
+    return case(
+        (trial_values.c.value_type == "INF_POS", 1e308),
+        (trial_values.c.value_type == "INF_NEG", -1e308),
+        else_=trial_values.c.value,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _distribution(distribution_json: str) -> Any:
+    return json_to_distribution(distribution_json)
+
+
+def _external(distribution_json: str, internal: float) -> Any:
+    return _distribution(distribution_json).to_external_repr(internal)
+
+
+def _float(value: float | None, value_type: str) -> float:
+    if value_type in ("INF_POS", "INF_NEG"):
+        return float("inf") if value_type == "INF_POS" else float("-inf")
+    if value is None:
+        return float("nan")
+    return float(value)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment

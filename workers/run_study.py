@@ -1,0 +1,116 @@
+"""The study driver (the Ray job's entrypoint): ``python -m workers.run_study --study-id ID``.
+
+Loads the spec from the database, tokenises the data once, and runs a Tune experiment whose
+search algorithm is an Optuna sampler persisting every trial in the same database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from search_spaces.protocol import DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
+
+log = logging.getLogger("workers.run_study")
+
+
+def run(study_id: str, database_url: str, results_dir: Path) -> tuple[bool, str]:
+    """Run the study to its end; returns (succeeded, reason)."""
+    import optuna
+    import ray
+    from ray import tune
+
+    from search_spaces.algorithms import make_sampler
+    from search_spaces.converters import to_distributions, to_grid
+    from workers.search import RecordingOptunaSearch
+    from workers.study_source import load_study
+    from workers.trainable import TrialContext, run_trial, trial_resources
+
+    stored = load_study(database_url, study_id)
+    spec = stored.spec
+    ray.init(log_to_driver=True)
+    data_ref = ray.put(_tokenise_once(spec))
+    storage = optuna.storages.RDBStorage(
+        database_url,
+        engine_kwargs={"connect_args": {"timeout": 60}} if database_url.startswith("sqlite") else {},
+    )
+    searcher = RecordingOptunaSearch(
+        space=to_distributions(spec),
+        metric=spec.objective.metric,
+        mode="max" if spec.objective.direction == "maximize" else "min",
+        sampler=make_sampler(spec.algorithm, spec.algorithm_settings, to_grid(spec)),
+        storage=storage,
+        study_name=stored.optuna_study_name,
+    )
+    context = TrialContext(spec, (data_ref,), str(results_dir / f"study-{study_id}"))
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, context=context), trial_resources(spec)
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=spec.budget.n_trials,
+            max_concurrent_trials=spec.budget.max_concurrent_trials,
+        ),
+        run_config=tune.RunConfig(
+            name=f"study-{study_id}",
+            storage_path=str(results_dir),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            verbose=1,
+        ),
+    )
+    grid = tuner.fit()
+    completed = sum(1 for result in grid if result.error is None)
+    failed = len(grid) - completed
+    if completed == 0:
+        errors = [str(r.error).strip().splitlines()[-1] for r in grid if r.error is not None]
+        last = errors[-1] if errors else "no trial ran"
+        return False, f"study failed: all {len(grid)} trials failed (last error: {last[:300]})"
+    return True, f"study finished: {completed} trials completed, {failed} failed"
+
+
+def _tokenise_once(spec: Any) -> Any:
+    """Tokenise train and eval once per study, at the longest sequence length any trial uses."""
+    from search_spaces.params import CategoricalParam
+    from workers.data import load_text_data, tokenize
+    from workers.models import build_tokenizer
+
+    longest = spec.task.max_seq_length
+    param = spec.search_space.get("max_seq_length")
+    if param is not None:
+        longest = int(max(param.choices) if isinstance(param, CategoricalParam) else param.high)
+    longest = int(spec.task.hyperparameters.get("max_seq_length", longest))
+    text = load_text_data(
+        spec.task.dataset, spec.task.max_train_samples, spec.task.max_eval_samples, seed=0
+    )
+    return tokenize(text, build_tokenizer(spec.task.model), longest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; prints one ``hpo-outcome:`` line and exits non-zero when the study failed."""
+    parser = argparse.ArgumentParser(prog="python -m workers.run_study")
+    parser.add_argument("--study-id", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    database_url = os.environ.get(DATABASE_URL_ENV)
+    if not database_url:
+        print(f"{OUTCOME_PREFIX}study failed: {DATABASE_URL_ENV} is not set", flush=True)
+        return 2
+    results_dir = Path(os.environ.get(RESULTS_DIR_ENV, "~/ray_results")).expanduser()
+    try:
+        ok, reason = run(args.study_id, database_url, results_dir)
+    except Exception as exc:
+        traceback.print_exc()
+        ok, reason = False, f"study failed: {type(exc).__name__}: {exc}"
+    print(f"{OUTCOME_PREFIX}{reason}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

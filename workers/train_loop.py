@@ -1,0 +1,312 @@
+"""The fine-tuning loop of one trial: single process or one rank of a DDP group."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from transformers import get_linear_schedule_with_warmup
+
+from workers.data import TokenizedData, collate, truncate
+from workers.models import build_model
+
+logger = logging.getLogger(__name__)
+
+# Batches are formed from chunks of this many batches sorted by length (less padding).
+_LENGTH_GROUP_BATCHES = 50
+
+
+def default_device() -> torch.device:
+    """CUDA (the current device) if available, else the CPU.
+
+    Returns:
+        The device to train on.
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def shard_indices(n: int, epoch: int, seed: int, rank: int, world_size: int) -> list[int]:
+    """This rank's training examples of one epoch, like ``DistributedSampler``.
+
+    Every rank draws the same permutation (seeded by ``seed + epoch``), pads it by repeating
+    examples to a multiple of ``world_size`` and takes every ``world_size``-th example, so all
+    ranks get the same number of examples.
+
+    Args:
+        n: Number of training examples (at least 1).
+        epoch: Epoch number.
+        seed: The trial's seed.
+        rank: This process's rank.
+        world_size: Number of processes.
+
+    Returns:
+        Indices of this rank's examples, ``ceil(n / world_size)`` of them.
+    """
+    order = list(range(n))
+    random.Random(seed + epoch).shuffle(order)
+    total = math.ceil(n / world_size) * world_size
+    order = (order * math.ceil(total / n))[:total]
+    return order[rank:total:world_size]
+
+
+def length_grouped_batches(
+    indices: list[int], lengths: list[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """Split indices into batches of similar lengths, in random order.
+
+    Consecutive chunks of ``50 * batch_size`` indices are sorted by length and cut into
+    batches; the batch order is then shuffled. The number of batches is always
+    ``ceil(len(indices) / batch_size)``.
+
+    Args:
+        indices: Example indices in (shuffled) epoch order.
+        lengths: Token count of every example.
+        batch_size: Examples per batch.
+        rng: Random source of the batch order.
+
+    Returns:
+        The batches.
+    """
+    chunk = batch_size * _LENGTH_GROUP_BATCHES
+    batches: list[list[int]] = []
+    for start in range(0, len(indices), chunk):
+        part = sorted(indices[start : start + chunk], key=lambda i: lengths[i], reverse=True)
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _optimizer(model: torch.nn.Module, hp: dict[str, Any]) -> torch.optim.Optimizer:
+    """AdamW or SGD; biases and normalisation weights get no weight decay."""
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            exempt = param.ndim < 2 or "norm" in name.lower()
+            (no_decay if exempt else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": float(hp["weight_decay"])},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    lr = float(hp["learning_rate"])
+    if hp["optimizer"] == "adamw":
+        return torch.optim.AdamW(
+            groups,
+            lr=lr,
+            betas=(float(hp["adam_beta1"]), float(hp["adam_beta2"])),
+            eps=float(hp["adam_epsilon"]),
+        )
+    if hp["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=float(hp["momentum"]))
+    raise ValueError(f"unknown optimizer {hp['optimizer']!r}; known: adamw, sgd")
+
+
+def _all_reduce(values: torch.Tensor, distributed: bool) -> torch.Tensor:
+    """Sum a float64 vector over all ranks (identity when not distributed)."""
+    if distributed:
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def _finite_or_inf(value: float) -> float:
+    """A loss as a comparable float: non-finite (diverged) becomes +inf."""
+    return value if math.isfinite(value) else math.inf
+
+
+def _batches_on(
+    ids: list[list[int]],
+    labels: list[int],
+    batches: list[list[int]],
+    pad_id: int,
+    device: torch.device,
+) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+    """Collate and move each batch to the device; yields (examples, tensors)."""
+    for batch in batches:
+        tensors = collate([ids[i] for i in batch], [labels[i] for i in batch], pad_id)
+        yield len(batch), {k: v.to(device, non_blocking=True) for k, v in tensors.items()}
+
+
+@torch.no_grad()
+def _evaluate(
+    model: torch.nn.Module,
+    ids: list[list[int]],
+    labels: list[int],
+    num_labels: int,
+    hp: dict[str, Any],
+    pad_id: int,
+    device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]],
+    rank: int,
+    world_size: int,
+) -> torch.Tensor:
+    """This rank's eval sums: [loss, count, correct, TP per class, predicted, actual]."""
+    model.eval()
+    stats = torch.zeros(3 + 3 * num_labels, dtype=torch.float64, device=device)
+    mine = sorted(range(rank, len(ids), world_size), key=lambda i: len(ids[i]))
+    size = int(hp["batch_size"])
+    batches = [mine[i : i + size] for i in range(0, len(mine), size)]
+    k = num_labels
+    for count, batch in _batches_on(ids, labels, batches, pad_id, device):
+        with autocast():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits = logits.logits.float()
+        target = batch["labels"]
+        predicted = logits.argmax(dim=-1)
+        hits = predicted == target
+        stats[0] += F.cross_entropy(logits, target, reduction="sum").double()
+        stats[1] += count
+        stats[2] += hits.sum()
+        stats[3 : 3 + k] += torch.bincount(target[hits], minlength=k)[:k]
+        stats[3 + k : 3 + 2 * k] += torch.bincount(predicted, minlength=k)[:k]
+        stats[3 + 2 * k :] += torch.bincount(target, minlength=k)[:k]
+    model.train()
+    return stats
+
+
+def _eval_metrics(stats: torch.Tensor, num_labels: int) -> dict[str, float]:
+    """Loss, accuracy and F1 (binary: of class 1; else macro) from all-reduced eval sums."""
+    values = stats.tolist()
+    k = num_labels
+    loss, count, correct = values[0], values[1], values[2]
+    tp, predicted, actual = values[3 : 3 + k], values[3 + k : 3 + 2 * k], values[3 + 2 * k :]
+    # F1 = 2TP / (2TP + FP + FN) = 2TP / (predicted + actual).
+    f1 = [2 * t / (p + a) if p + a > 0 else 0.0 for t, p, a in zip(tp, predicted, actual, strict=True)]
+    return {
+        "eval_loss": _finite_or_inf(loss / count) if count else math.inf,
+        "eval_accuracy": correct / count if count else 0.0,
+        "eval_f1": f1[1] if k == 2 else sum(f1) / k,
+    }
+
+
+def run_training(
+    hp: dict[str, Any],
+    data: TokenizedData,
+    model_name: str,
+    report: Callable[[dict[str, float]], None],
+    device: torch.device | None = None,
+) -> dict[str, float]:
+    """Fine-tune a sequence classifier and report eval metrics after every epoch.
+
+    Under an initialised ``torch.distributed`` process group this runs as one DDP rank: the
+    training examples are sharded (equal counts per rank), the eval sums are all-reduced, and
+    every rank reports identical metrics. A diverged run (non-finite gradients) stops early,
+    still evaluates, and reports its losses as +inf.
+
+    Args:
+        hp: Every tunable of ``search_spaces.tunables.TUNABLES``; an optional ``num_threads``
+            sets ``torch.set_num_threads``.
+        data: Tokenised train and eval data.
+        model_name: "tiny-bert", "minilm-l6", a local model directory or a hub id.
+        report: Called on every rank after every epoch with eval_loss, eval_accuracy, eval_f1,
+            train_loss, train_samples_per_second and epoch.
+        device: Where to train; default CUDA if available, else the CPU.
+
+    Returns:
+        The metrics of the last epoch.
+
+    Raises:
+        ValueError: There are no training examples, or the optimizer is unknown.
+    """
+    if not data.train_ids:
+        raise ValueError("no training examples")
+    if hp.get("num_threads"):
+        torch.set_num_threads(int(hp["num_threads"]))
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    device = device or default_device()
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    # NCCL reduces CUDA tensors; gloo reduces CPU ones.
+    stats_device = device if distributed and dist.get_backend() == "nccl" else torch.device("cpu")
+
+    seed = int(hp["seed"])
+    model = build_model(model_name, data.num_labels, float(hp["dropout"]), seed).to(device)
+    torch.manual_seed(seed + rank)  # independent dropout masks per rank
+    train_model: torch.nn.Module = model
+    if distributed:
+        train_model = DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False,  # BERT's buffers are constant
+        )
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # Data tokenised at the study's largest length serves this trial's (maybe smaller) one.
+    max_length = int(hp["max_seq_length"])
+    train_ids = [truncate(ids, max_length, data.sep_id) for ids in data.train_ids]
+    eval_ids = [truncate(ids, max_length, data.sep_id) for ids in data.eval_ids]
+    lengths = [len(ids) for ids in train_ids]
+
+    epochs = int(hp["epochs"])
+    batch_size = int(hp["batch_size"])
+    steps_per_epoch = math.ceil(math.ceil(len(train_ids) / world_size) / batch_size)
+    total_steps = steps_per_epoch * epochs
+    optimizer = _optimizer(model, hp)
+    warmup_steps = math.ceil(float(hp["warmup_ratio"]) * total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    max_grad_norm = float(hp["max_grad_norm"])
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    metrics: dict[str, float] = {}
+    for epoch in range(epochs):
+        indices = shard_indices(len(train_ids), epoch, seed, rank, world_size)
+        rng = random.Random(seed + epoch + 7919 * (rank + 1))
+        batches = length_grouped_batches(indices, lengths, batch_size, rng)
+        train_sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, examples
+        diverged = False
+        started = time.perf_counter()
+        for count, batch in _batches_on(train_ids, data.train_labels, batches, data.pad_id, device):
+            with autocast():
+                output = train_model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                )
+            loss = F.cross_entropy(output.logits.float(), batch["labels"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            train_sums[0] += loss.detach().double() * count
+            train_sums[1] += count
+            # Gradients are all-reduced, so their norm (and this decision) agrees on all ranks.
+            if max_grad_norm > 0:
+                norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+            else:
+                norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+            if not torch.isfinite(norm):
+                diverged = True
+                break
+            optimizer.step()
+            scheduler.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+
+        train = _all_reduce(train_sums.to(stats_device), distributed).tolist()
+        stats = _evaluate(
+            model, eval_ids, data.eval_labels, data.num_labels, hp, data.pad_id, device,
+            autocast, rank, world_size,
+        )  # fmt: skip
+        metrics = _eval_metrics(_all_reduce(stats.to(stats_device), distributed), data.num_labels)
+        train_loss = _finite_or_inf(train[0] / train[1]) if train[1] else math.inf
+        metrics["train_loss"] = train_loss
+        metrics["train_samples_per_second"] = train[1] / max(seconds, 1e-9)
+        metrics["epoch"] = float(epoch + 1)
+        report(dict(metrics))
+        if diverged or not math.isfinite(train_loss):
+            if rank == 0:
+                logger.warning("training diverged in epoch %d; stopping early", epoch + 1)
+            break
+    return metrics

@@ -1,0 +1,94 @@
+"""The Tune trainable: one trial = one fine-tuning run, DDP over Ray Train workers when asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray import tune
+
+from search_spaces.converters import trial_hyperparameters
+from search_spaces.spec import StudySpec
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a study shares; the tokenised data travels by object reference."""
+
+    spec: StudySpec
+    data_refs: tuple[ray.ObjectRef, ...]  # one-element tuple: kept unresolved until a worker needs it
+    storage_path: str
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """Tune function trainable: fine-tune with the sampled ``config`` and report every epoch."""
+    hp = trial_hyperparameters(context.spec, config)
+    resources = context.spec.resources_per_trial
+    if resources.num_workers == 1:
+        from workers.train_loop import run_training
+
+        data = ray.get(context.data_refs[0])
+        run_training(hp, data, context.spec.task.model, report=tune.report)
+        return
+    _fit_distributed(hp, context)
+
+
+def _fit_distributed(hp: dict[str, Any], context: TrialContext) -> None:
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    resources = context.spec.resources_per_trial
+    trial_name = tune.get_context().get_trial_name()
+    trainer = TorchTrainer(
+        _train_worker,
+        train_loop_config={
+            "hp": hp,
+            "model": context.spec.task.model,
+            "data_refs": context.data_refs,
+            "threads": max(1, int(resources.cpus_per_worker)),
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=resources.num_workers,
+            use_gpu=resources.gpus_per_worker > 0,
+            resources_per_worker={
+                "CPU": resources.cpus_per_worker,
+                **({"GPU": resources.gpus_per_worker} if resources.gpus_per_worker else {}),
+            },
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"{trial_name}-ddp",
+            storage_path=context.storage_path,
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
+
+
+def _train_worker(config: dict[str, Any]) -> None:
+    """Runs on every Ray Train worker; DDP is already initialised (gloo on CPU, nccl on GPU)."""
+    import torch
+    from ray.train.torch import get_device
+
+    from workers.train_loop import run_training
+
+    torch.set_num_threads(config["threads"])
+    data = ray.get(config["data_refs"][0])
+    run_training(
+        config["hp"],
+        data,
+        config["model"],
+        report=lambda metrics: ray.train.report(metrics),
+        device=get_device(),
+    )
+
+
+def trial_resources(spec: StudySpec) -> dict[str, float]:
+    """What the Tune trial itself reserves: the whole run in-process, or nothing for a driver."""
+    resources = spec.resources_per_trial
+    if resources.num_workers > 1:
+        # The TorchTrainer's workers reserve the trial's CPUs/GPUs; the trial itself only holds
+        # a little memory (Tune refuses an empty resource request).
+        return {"CPU": 0, "memory": 128 * 1024**2}
+    return {"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}
