@@ -129,7 +129,7 @@ class LocalRayHead:
         log.info("started a local Ray head; dashboard at %s", endpoint.dashboard_url)
         return endpoint
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the head (and every Ray process it started)."""
         pid = self._process.pid if self._process else self._recorded_pid()
         if pid is None:

@@ -48,7 +48,8 @@ _SUFFIXES = (
 _P_PREFIX = 0.4
 _P_SUFFIX = 0.5
 _P_INTENSIFIER = 0.4
-_P_SECOND_WORD = 0.3
+_P_ANOTHER_WORD = 0.8  # chance of one more sentiment word (up to _MAX_WORDS)
+_MAX_WORDS = 3
 _P_NEGATION = 0.25
 _P_LABEL_NOISE = 0.05
 
@@ -104,9 +105,11 @@ def _sentence(rng: random.Random) -> tuple[str, int]:
         parts.append(rng.choice(_NEGATIONS))
     if rng.random() < _P_INTENSIFIER:
         parts.append(rng.choice(_INTENSIFIERS))
-    parts.append(rng.choice(words))
-    if rng.random() < _P_SECOND_WORD:
-        parts += ["and", rng.choice(words)]
+    adjectives = [rng.choice(words)]
+    while len(adjectives) < _MAX_WORDS and rng.random() < _P_ANOTHER_WORD:
+        adjectives.append(rng.choice(words))
+    parts.append(", ".join(adjectives[:-1]) + " and " if len(adjectives) > 1 else "")
+    parts[-1] += adjectives[-1]
     if rng.random() < _P_SUFFIX:
         parts.append(rng.choice(_SUFFIXES))
     return " ".join(parts) + rng.choice((".", "!", "")), polarity ^ int(negated)

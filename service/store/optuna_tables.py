@@ -1,62 +1,17 @@
-"""Read-only Core views of the Optuna RDB tables the service queries (Optuna owns the schema)."""
+"""Core tables of Optuna's RDB schema, taken from Optuna's own models (Optuna owns the schema).
+
+Using Optuna's column types matters: on PostgreSQL the state and direction columns are native
+enums, which a plain VARCHAR comparison cannot match.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from optuna.storages._rdb import models
 
-optuna_metadata = MetaData()
-
-studies = Table(
-    "studies",
-    optuna_metadata,
-    Column("study_id", Integer, primary_key=True),
-    Column("study_name", String(512)),
-)
-study_directions = Table(
-    "study_directions",
-    optuna_metadata,
-    Column("study_id", Integer),
-    Column("objective", Integer),
-    Column("direction", String(16)),
-)
-trials = Table(
-    "trials",
-    optuna_metadata,
-    Column("trial_id", Integer, primary_key=True),
-    Column("number", Integer),
-    Column("study_id", Integer),
-    Column("state", String(16)),
-    Column("datetime_start", DateTime),
-    Column("datetime_complete", DateTime),
-)
-trial_params = Table(
-    "trial_params",
-    optuna_metadata,
-    Column("trial_id", Integer),
-    Column("param_name", String(512)),
-    Column("param_value", Float),
-    Column("distribution_json", Text),
-)
-trial_values = Table(
-    "trial_values",
-    optuna_metadata,
-    Column("trial_id", Integer),
-    Column("objective", Integer),
-    Column("value", Float),
-    Column("value_type", String(16)),
-)
-trial_intermediate_values = Table(
-    "trial_intermediate_values",
-    optuna_metadata,
-    Column("trial_id", Integer),
-    Column("step", Integer),
-    Column("intermediate_value", Float),
-    Column("intermediate_value_type", String(16)),
-)
-trial_user_attributes = Table(
-    "trial_user_attributes",
-    optuna_metadata,
-    Column("trial_id", Integer),
-    Column("key", String(512)),
-    Column("value_json", Text),
-)
+studies = models.StudyModel.__table__
+study_directions = models.StudyDirectionModel.__table__
+trials = models.TrialModel.__table__
+trial_params = models.TrialParamModel.__table__
+trial_values = models.TrialValueModel.__table__
+trial_intermediate_values = models.TrialIntermediateValueModel.__table__
+trial_user_attributes = models.TrialUserAttributeModel.__table__

