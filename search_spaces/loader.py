@@ -21,7 +21,7 @@ class SpecSyntaxError(ValueError):
 class _NoAliasLoader(yaml.SafeLoader):
     """SafeLoader that refuses anchors/aliases (no billion-laughs expansion)."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(

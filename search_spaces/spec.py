@@ -240,7 +240,9 @@ def _tunable(name: str) -> Tunable:
     return TUNABLES[name]
 
 
-def _check_param(name: str, tunable: Tunable, param: FloatParam | IntParam | CategoricalParam) -> None:
+def _check_param(
+    name: str, tunable: Tunable, param: FloatParam | IntParam | CategoricalParam
+) -> None:
     if isinstance(param, CategoricalParam):
         for choice in param.choices:
             _check_value(name, tunable, choice)

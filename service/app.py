@@ -79,7 +79,9 @@ def _connect_ray(settings: Settings) -> tuple[RayEndpoint, LocalRayHead | None]:
         address = settings.ray_address
         if "://" not in address:
             address = f"http://{address}"
-        return RayEndpoint(address, settings.ray_auth_token, settings.worker_python or "python"), None
+        return RayEndpoint(
+            address, settings.ray_auth_token, settings.worker_python or "python"
+        ), None
     head = LocalRayHead(
         settings.state_dir,
         num_cpus=settings.ray_num_cpus,

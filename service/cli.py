@@ -12,13 +12,12 @@ from typing import Annotated
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from service.client import ApiError, Client
 
 app = typer.Typer(help="Hyperparameter search for fine-tuning runs.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 UrlOpt = Annotated[str, typer.Option("--url", envvar="HPO_URL", help="Service URL.")]
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -187,20 +186,19 @@ def _read(file: Path) -> str:
         raise _fail(f"cannot read {file}: {exc.strerror}") from None
 
 
-class _client:  # noqa: N801 - used as a context manager that turns API errors into one line
+class _client:
     def __init__(self, url: str) -> None:
         self._client = Client(url)
 
     def __enter__(self) -> Client:
         return self._client
 
-    def __exit__(self, exc_type: object, exc: BaseException | None, _tb: object) -> bool:
+    def __exit__(self, exc_type: object, exc: BaseException | None, _tb: object) -> None:
         self._client.close()
         if isinstance(exc, ApiError):
             raise _fail(str(exc))
         if isinstance(exc, httpx.HTTPError):
             raise _fail(f"cannot reach the service: {exc}")
-        return False
 
 
 if __name__ == "__main__":

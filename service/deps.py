@@ -14,27 +14,27 @@ from service.store import StudyStore, TrialQueries
 
 def get_settings(request: Request) -> Settings:
     """The app's settings."""
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_store(request: Request) -> StudyStore:
     """The study store."""
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store
 
 
 def get_trials(request: Request) -> TrialQueries:
     """Read-only trial queries."""
-    return request.app.state.trials  # type: ignore[no-any-return]
+    return request.app.state.trials
 
 
 def get_dispatcher(request: Request) -> Dispatcher:
     """The job dispatcher (Ray)."""
-    return request.app.state.dispatcher  # type: ignore[no-any-return]
+    return request.app.state.dispatcher
 
 
 def get_monitor(request: Request) -> StudyMonitor:
     """The scheduler loop."""
-    return request.app.state.monitor  # type: ignore[no-any-return]
+    return request.app.state.monitor
 
 
 def get_optuna_storage(request: Request) -> Any:

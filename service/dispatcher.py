@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from search_spaces.protocol import DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
@@ -39,7 +38,7 @@ class RayJobDispatcher:
         endpoint: RayEndpoint,
         *,
         database_url: str,
-        results_dir: Path,
+        results_dir: str,
         public_dashboard_url: str | None = None,
     ) -> None:
         from ray.job_submission import JobSubmissionClient
@@ -64,7 +63,7 @@ class RayJobDispatcher:
                 runtime_env={
                     "env_vars": {
                         DATABASE_URL_ENV: self._database_url,
-                        RESULTS_DIR_ENV: str(self._results_dir),
+                        RESULTS_DIR_ENV: self._results_dir,
                         "PYTHONUNBUFFERED": "1",
                     }
                 },

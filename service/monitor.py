@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from service.dispatcher import Dispatcher
@@ -33,10 +34,8 @@ class StudyMonitor:
                 await asyncio.to_thread(self.tick)
             except Exception:
                 log.exception("monitor tick failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     def tick(self) -> None:

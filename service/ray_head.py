@@ -7,6 +7,7 @@ installation and kept in the state directory with 0600 permissions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -134,10 +135,8 @@ class LocalRayHead:
         pid = self._process.pid if self._process else self._recorded_pid()
         if pid is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and _group_alive(pid):
             if self._process:

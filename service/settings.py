@@ -53,7 +53,13 @@ class Settings(BaseSettings):
     def _absolute_state_dir(cls, path: Path) -> Path:
         return path.expanduser().resolve()
 
+    ray_storage_path: str | None = Field(
+        default=None,
+        description="Where Ray Tune keeps experiments; on a multi-node cluster a path every "
+        "node shares (NFS, or s3://…). Default: <state_dir>/ray_results.",
+    )
+
     @property
-    def results_dir(self) -> Path:
+    def results_dir(self) -> str:
         """Where Ray Tune writes each study's experiment directory."""
-        return self.state_dir / "ray_results"
+        return self.ray_storage_path or str(self.state_dir / "ray_results")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -100,8 +101,16 @@ def start_server(root: Path, database_url: str, extra_env: dict[str, str] | None
         env.pop("RAY_ADDRESS", None)
     log_path = root / "server.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
-        + ["--database-url", database_url],
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            database_url,
+        ],
         cwd=REPO,
         env=env,
         stdout=log_path.open("wb"),
@@ -131,10 +140,8 @@ def stop_server(server: Server) -> None:
         server.process.kill()
     head = server.state_dir / "ray" / "head.json"
     if head.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError, KeyError):
             os.killpg(int(json.loads(head.read_text())["pid"]), signal.SIGKILL)
-        except (ProcessLookupError, ValueError, KeyError):
-            pass
 
 
 @pytest.fixture(scope="session")

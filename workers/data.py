@@ -7,7 +7,6 @@ import json
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,7 +49,7 @@ _P_SUFFIX = 0.5
 _P_INTENSIFIER = 0.4
 _P_ANOTHER_WORD = 0.8  # chance of one more sentiment word (up to _MAX_WORDS)
 _MAX_WORDS = 3
-_P_NEGATION = 0.25
+_P_NEGATION = 0.1
 _P_LABEL_NOISE = 0.05
 
 
@@ -130,9 +129,11 @@ def _synthetic_split(n: int, rng: random.Random) -> tuple[list[str], list[int]]:
 def synthetic_sentiment(n_train: int = 2048, n_eval: int = 256, seed: int = 0) -> TextData:
     """Deterministic English-like sentences with binary sentiment labels.
 
-    Each sentence holds one or two sentiment adjectives of the same polarity among filler
-    words; a negation ("not", "never") flips the label, and about 5% of labels are flipped at
-    random, so the best reachable accuracy is about 0.95.
+    Each sentence holds one to three sentiment adjectives of the same polarity among filler
+    words; a negation ("not", "never", in 10% of sentences) flips the label, and 5% of labels
+    are flipped at random, so the best reachable accuracy is about 0.95. The tiny BERT learns
+    it in 2 epochs of 512 samples (batch 16) at a learning rate around 1e-3 to 3e-3, and stays
+    at chance at 1e-4 and below.
 
     Args:
         n_train: Number of training sentences.

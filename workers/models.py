@@ -101,7 +101,9 @@ def build_model(model: str, num_labels: int, dropout: float, seed: int) -> torch
     """
     torch.manual_seed(seed)
     if model == TINY_BERT:
-        built = AutoModelForSequenceClassification.from_config(tiny_bert_config(num_labels, dropout))
+        built = AutoModelForSequenceClassification.from_config(
+            tiny_bert_config(num_labels, dropout)
+        )
     else:
         path = model_path(model)
         config = AutoConfig.from_pretrained(path, num_labels=num_labels)

@@ -37,7 +37,9 @@ def run(study_id: str, database_url: str, results_dir: Path) -> tuple[bool, str]
     data_ref = ray.put(_tokenise_once(spec))
     storage = optuna.storages.RDBStorage(
         database_url,
-        engine_kwargs={"connect_args": {"timeout": 60}} if database_url.startswith("sqlite") else {},
+        engine_kwargs={"connect_args": {"timeout": 60}}
+        if database_url.startswith("sqlite")
+        else {},
     )
     searcher = RecordingOptunaSearch(
         space=to_distributions(spec),
@@ -66,12 +68,13 @@ def run(study_id: str, database_url: str, results_dir: Path) -> tuple[bool, str]
         ),
     )
     grid = tuner.fit()
-    completed = sum(1 for result in grid if result.error is None)
-    failed = len(grid) - completed
+    results = [grid[i] for i in range(len(grid))]
+    completed = sum(1 for result in results if result.error is None)
+    failed = len(results) - completed
     if completed == 0:
-        errors = [str(r.error).strip().splitlines()[-1] for r in grid if r.error is not None]
+        errors = [str(r.error).strip().splitlines()[-1] for r in results if r.error is not None]
         last = errors[-1] if errors else "no trial ran"
-        return False, f"study failed: all {len(grid)} trials failed (last error: {last[:300]})"
+        return False, f"study failed: all {len(results)} trials failed (last error: {last[:300]})"
     return True, f"study finished: {completed} trials completed, {failed} failed"
 
 

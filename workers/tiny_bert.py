@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import string
 
-from transformers import BertConfig, BertTokenizerFast, PreTrainedTokenizerFast
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
+from transformers import BertConfig, PreTrainedTokenizerFast
 
 from workers.data import synthetic_words
 
@@ -37,7 +39,7 @@ def tiny_vocab() -> tuple[str, ...]:
     Returns:
         The tokens in id order; ``[PAD]`` has id 0.
     """
-    chars = [*string.ascii_lowercase, *string.digits, *string.punctuation, "£", "€", "–", "—"]
+    chars = [*string.ascii_lowercase, *string.digits, *string.punctuation, "£", "€"]
     tokens: list[str] = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
     seen = set(tokens)
     for word in (*synthetic_words(), *_COMMON_WORDS, *_SUFFIX_PIECES):
@@ -55,7 +57,25 @@ def build_tiny_bert_tokenizer() -> PreTrainedTokenizerFast:
         The fast tokenizer (``model_max_length`` 512).
     """
     vocab = {token: index for index, token in enumerate(tiny_vocab())}
-    return BertTokenizerFast(vocab=vocab, do_lower_case=True, model_max_length=512)
+    # The same pipeline as BertTokenizerFast (uncased), built directly with `tokenizers`.
+    backend = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=None)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    backend.decoder = decoders.WordPiece(prefix="##")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
 
 
 def tiny_bert_config(num_labels: int, dropout: float) -> BertConfig:
@@ -68,7 +88,7 @@ def tiny_bert_config(num_labels: int, dropout: float) -> BertConfig:
     Returns:
         The BERT config.
     """
-    return BertConfig(
+    config = BertConfig(
         vocab_size=len(tiny_vocab()),
         hidden_size=64,
         num_hidden_layers=2,
@@ -78,5 +98,6 @@ def tiny_bert_config(num_labels: int, dropout: float) -> BertConfig:
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
         pad_token_id=0,
-        num_labels=num_labels,
     )
+    config.num_labels = num_labels
+    return config

@@ -181,7 +181,9 @@ def _eval_metrics(stats: torch.Tensor, num_labels: int) -> dict[str, float]:
     loss, count, correct = values[0], values[1], values[2]
     tp, predicted, actual = values[3 : 3 + k], values[3 + k : 3 + 2 * k], values[3 + 2 * k :]
     # F1 = 2TP / (2TP + FP + FN) = 2TP / (predicted + actual).
-    f1 = [2 * t / (p + a) if p + a > 0 else 0.0 for t, p, a in zip(tp, predicted, actual, strict=True)]
+    f1 = [
+        2 * t / (p + a) if p + a > 0 else 0.0 for t, p, a in zip(tp, predicted, actual, strict=True)
+    ]
     return {
         "eval_loss": _finite_or_inf(loss / count) if count else math.inf,
         "eval_accuracy": correct / count if count else 0.0,
@@ -284,7 +286,9 @@ def run_training(
             if max_grad_norm > 0:
                 norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
             else:
-                norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+                norm = torch.nn.utils.get_total_norm(
+                    [p.grad for p in parameters if p.grad is not None]
+                )
             if not torch.isfinite(norm):
                 diverged = True
                 break

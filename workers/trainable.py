@@ -17,7 +17,9 @@ class TrialContext:
     """What every trial of a study shares; the tokenised data travels by object reference."""
 
     spec: StudySpec
-    data_refs: tuple[ray.ObjectRef, ...]  # one-element tuple: kept unresolved until a worker needs it
+    data_refs: tuple[
+        ray.ObjectRef, ...
+    ]  # one-element tuple: kept unresolved until a worker needs it
     storage_path: str
 
 
@@ -60,7 +62,7 @@ def _fit_distributed(hp: dict[str, Any], context: TrialContext) -> None:
         run_config=ray.train.RunConfig(
             name=f"{trial_name}-ddp",
             storage_path=context.storage_path,
-            callbacks=[TuneReportCallback()],
+            callbacks=[TuneReportCallback()],  # type: ignore[list-item]
         ),
     )
     trainer.fit()

@@ -63,7 +63,7 @@ def list_studies(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> StudiesPublic:
     """Studies, newest first, optionally filtered by status."""
-    found, count = store.list(status=status, limit=limit, offset=offset)
+    found, count = store.page(status=status, limit=limit, offset=offset)
     return StudiesPublic(data=[view_study(s, trials, dispatcher) for s in found], count=count)
 
 
@@ -92,7 +92,9 @@ def view_study(study: StudyRecord, trials: TrialQueries, dispatcher: Dispatcher)
     return study_public(study, counts, best.value if best else None, job_url)
 
 
-def _create(store: StudyStore, storage: optuna.storages.BaseStorage, spec: StudySpec) -> StudyRecord:
+def _create(
+    store: StudyStore, storage: optuna.storages.BaseStorage, spec: StudySpec
+) -> StudyRecord:
     data = spec.model_dump(mode="json")
     study = store.create(spec.name, data)
     optuna.create_study(

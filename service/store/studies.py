@@ -45,7 +45,7 @@ class StudyStore:
     def create(self, name: str, spec: dict[str, Any]) -> StudyRecord:
         """Insert a new QUEUED study and return it."""
         study_id = uuid.uuid4().hex
-        row = {
+        row: dict[str, Any] = {
             "id": study_id,
             "name": name,
             "optuna_study_name": f"hpo-{study_id}",
@@ -68,7 +68,7 @@ class StudyStore:
             row = conn.execute(select(t).where(t.c.id == study_id)).mappings().first()
         return _record(row) if row else None
 
-    def list(
+    def page(
         self, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> tuple[list[StudyRecord], int]:
         """A page of studies, newest first, and the total count for the filter."""

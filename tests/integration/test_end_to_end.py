@@ -177,9 +177,7 @@ def test_postgres_server_on_the_same_ray_cluster(
             study = wait_final(client, created.json()["id"])
             assert study["status"] == "SUCCEEDED", study["status_reason"]
             best = client.get(f"/studies/{study['id']}/best").json()
-            loaded = optuna.load_study(
-                study_name=study["optuna_study_name"], storage=postgres_url
-            )
+            loaded = optuna.load_study(study_name=study["optuna_study_name"], storage=postgres_url)
             assert loaded.best_value == pytest.approx(best["value"])
             assert len(loaded.trials) == 2
     finally:

@@ -61,7 +61,9 @@ def _problem(data: dict[str, Any]) -> tuple[str, str]:
             "log scale needs low > 0",
         ),
         (
-            _with(search_space__epochs={"type": "int", "low": 1, "high": 4, "log": True, "step": 2}),
+            _with(
+                search_space__epochs={"type": "int", "low": 1, "high": 4, "log": True, "step": 2}
+            ),
             "search_space.epochs",
             "log and step cannot be combined",
         ),
@@ -192,10 +194,20 @@ def test_relative_paths_resolve_against_working_directory(
 
 
 def test_documented_tunables_are_all_accepted() -> None:
-    for name in (
-        "learning_rate batch_size weight_decay warmup_ratio optimizer momentum adam_beta1 "
-        "adam_beta2 dropout epochs max_seq_length seed"
-    ).split():
+    for name in [
+        "learning_rate",
+        "batch_size",
+        "weight_decay",
+        "warmup_ratio",
+        "optimizer",
+        "momentum",
+        "adam_beta1",
+        "adam_beta2",
+        "dropout",
+        "epochs",
+        "max_seq_length",
+        "seed",
+    ]:
         assert name in TUNABLES
 
 

@@ -143,7 +143,12 @@ def test_invalid_specs_are_422_with_field(
 
 
 def test_unknown_ids_are_404(client: TestClient) -> None:
-    for path in ("/studies/nope", "/studies/nope/trials", "/studies/nope/best", "/studies/" + "x" * 300):
+    for path in (
+        "/studies/nope",
+        "/studies/nope/trials",
+        "/studies/nope/best",
+        "/studies/" + "x" * 300,
+    ):
         response = client.get(path)
         assert response.status_code == 404, path
         assert "not found" in response.json()["detail"]

@@ -59,11 +59,11 @@ def test_study_rows_lifecycle(engine: Engine) -> None:
     store.finish(first.id, "SUCCEEDED", "done")
     done = store.get(first.id)
     assert done is not None and done.status_reason == "done" and done.finished_at is not None
-    page, total = store.list(limit=1)
+    page, total = store.page(limit=1)
     assert total == 2 and [s.id for s in page] == [second.id]  # newest first
-    page, total = store.list(status="SUCCEEDED")
+    page, total = store.page(status="SUCCEEDED")
     assert total == 1 and page[0].id == first.id
-    page, total = store.list(limit=1, offset=1)
+    page, total = store.page(limit=1, offset=1)
     assert [s.id for s in page] == [first.id]
 
 
