@@ -107,8 +107,8 @@ def _sentence(rng: random.Random) -> tuple[str, int]:
     adjectives = [rng.choice(words)]
     while len(adjectives) < _MAX_WORDS and rng.random() < _P_ANOTHER_WORD:
         adjectives.append(rng.choice(words))
-    parts.append(", ".join(adjectives[:-1]) + " and " if len(adjectives) > 1 else "")
-    parts[-1] += adjectives[-1]
+    *first, last = adjectives
+    parts.append(f"{', '.join(first)} and {last}" if first else last)
     if rng.random() < _P_SUFFIX:
         parts.append(rng.choice(_SUFFIXES))
     return " ".join(parts) + rng.choice((".", "!", "")), polarity ^ int(negated)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import random
@@ -237,10 +238,16 @@ def run_training(
     torch.manual_seed(seed + rank)  # independent dropout masks per rank
     train_model: torch.nn.Module = model
     if distributed:
+        # BERT's buffers are constant: no need to sync them before every forward pass.
+        # (torch >= 2.13 renamed broadcast_buffers to forward_sync_buffers.)
+        ddp_options = inspect.signature(DistributedDataParallel.__init__).parameters
+        no_sync: dict[str, Any] = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers" in ddp_options
+            else {"broadcast_buffers": False}
+        )
         train_model = DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            broadcast_buffers=False,  # BERT's buffers are constant
+            model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync
         )
 
     def autocast() -> contextlib.AbstractContextManager[Any]:
@@ -269,7 +276,7 @@ def run_training(
         indices = shard_indices(len(train_ids), epoch, seed, rank, world_size)
         rng = random.Random(seed + epoch + 7919 * (rank + 1))
         batches = length_grouped_batches(indices, lengths, batch_size, rng)
-        train_sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, examples
+        train_sums = torch.zeros(3, dtype=torch.float64, device=device)
         diverged = False
         started = time.perf_counter()
         for count, batch in _batches_on(train_ids, data.train_labels, batches, data.pad_id, device):
@@ -282,13 +289,11 @@ def run_training(
             loss.backward()
             train_sums[0] += loss.detach().double() * count
             train_sums[1] += count
-            # Gradients are all-reduced, so their norm (and this decision) agrees on all ranks.
-            if max_grad_norm > 0:
-                norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
-            else:
-                norm = torch.nn.utils.get_total_norm(
-                    [p.grad for p in parameters if p.grad is not None]
-                )
+            # Clip (an infinite bound only measures). Gradients are all-reduced, so their norm,
+            # and so the decision to stop, agrees on all ranks.
+            norm = torch.nn.utils.clip_grad_norm_(
+                parameters, max_grad_norm if max_grad_norm > 0 else math.inf
+            )
             if not torch.isfinite(norm):
                 diverged = True
                 break
@@ -296,8 +301,8 @@ def run_training(
             scheduler.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - started
-
+        train_sums[2] = time.perf_counter() - started
+        # Sums over ranks: loss, examples, seconds (averaged below, so all ranks agree).
         train = _all_reduce(train_sums.to(stats_device), distributed).tolist()
         stats = _evaluate(
             model, eval_ids, data.eval_labels, data.num_labels, hp, data.pad_id, device,
@@ -306,7 +311,7 @@ def run_training(
         metrics = _eval_metrics(_all_reduce(stats.to(stats_device), distributed), data.num_labels)
         train_loss = _finite_or_inf(train[0] / train[1]) if train[1] else math.inf
         metrics["train_loss"] = train_loss
-        metrics["train_samples_per_second"] = train[1] / max(seconds, 1e-9)
+        metrics["train_samples_per_second"] = train[1] / max(train[2] / world_size, 1e-9)
         metrics["epoch"] = float(epoch + 1)
         report(dict(metrics))
         if diverged or not math.isfinite(train_loss):
