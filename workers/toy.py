@@ -1,0 +1,45 @@
+"""The built-in ``toy`` model: an analytic objective of the hyperparameters, no network.
+
+It reports the same metrics as a fine-tune, once per epoch, so tests and demos of search
+algorithms, schedulers and the study lifecycle run in seconds. ``HPO_TOY_EPOCH_SECONDS`` (default
+0.05) is how long each of its epochs takes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+EPOCH_SECONDS_ENV = "HPO_TOY_EPOCH_SECONDS"
+
+
+def toy_metrics(hp: dict[str, Any], epoch: int) -> dict[str, float]:
+    """Deterministic metrics after ``epoch``: best near lr=1e-3, weight_decay=0.01, adamw."""
+    distance = abs(math.log10(hp["learning_rate"]) + 3.0)
+    quality = 1.0 / (1.0 + distance**2) - 0.5 * abs(hp["weight_decay"] - 0.01)
+    quality -= 0.05 * hp["dropout"] + (0.1 if hp["optimizer"] == "sgd" else 0.0)
+    progress = 1.0 - 0.5 ** (epoch / 2.0)
+    accuracy = 0.5 + 0.49 * max(0.0, min(1.0, quality)) * progress
+    loss = -math.log(max(accuracy, 1e-6))
+    return {
+        "eval_accuracy": accuracy,
+        "eval_f1": accuracy * 0.98,
+        "eval_loss": loss,
+        "train_loss": loss * 0.9,
+        "train_samples_per_second": 1000.0 / max(hp["batch_size"], 1) * hp["batch_size"],
+        "epoch": float(epoch),
+    }
+
+
+def run_toy(hp: dict[str, Any], report: Callable[[dict[str, float]], None]) -> dict[str, float]:
+    """Report the toy metrics once per epoch, sleeping between epochs."""
+    seconds = float(os.environ.get(EPOCH_SECONDS_ENV, "0.05"))
+    metrics: dict[str, float] = {}
+    for epoch in range(1, int(hp["epochs"]) + 1):
+        time.sleep(seconds)
+        metrics = toy_metrics(hp, epoch)
+        report(dict(metrics))
+    return metrics
