@@ -91,8 +91,16 @@ def algorithm_names() -> Sequence[str]:
 
 
 def make_sampler(
-    name: str, settings: dict[str, Any], grid: dict[str, list[Any]]
+    name: str, settings: dict[str, Any], grid: dict[str, list[Any]], attempt: int = 1
 ) -> optuna.samplers.BaseSampler:
-    """Build the Optuna sampler for a validated algorithm name and settings."""
+    """Build the Optuna sampler for a validated algorithm name and settings.
+
+    A resumed study (``attempt`` > 1) derives a new seed from the user's, so a seeded sampler
+    does not propose the first attempt's configurations again.
+    """
     algorithm = ALGORITHMS[name]
-    return algorithm.factory(algorithm.settings.model_validate(settings), grid)
+    parsed = algorithm.settings.model_validate(settings)
+    seed = getattr(parsed, "seed", None)
+    if seed is not None and attempt > 1:
+        parsed = parsed.model_copy(update={"seed": (seed + 7919 * (attempt - 1)) % 2**32})
+    return algorithm.factory(parsed, grid)

@@ -51,7 +51,7 @@ def trial_hyperparameters(spec: StudySpec, sampled: dict[str, Any]) -> dict[str,
     values["epochs"] = spec.task.epochs
     values["max_seq_length"] = spec.task.max_seq_length
     values.update(spec.task.hyperparameters)
-    values.update(sampled)
+    values.update({k: v for k, v in sampled.items() if k in TUNABLES})
     for name, tunable in TUNABLES.items():
         if tunable.kind == "int":
             values[name] = int(values[name])

@@ -5,3 +5,5 @@ DATABASE_URL_ENV = "HPO_DATABASE_URL"
 RESULTS_DIR_ENV = "HPO_RESULTS_DIR"
 # The driver's last line; the service shows the text after it as the study's status reason.
 OUTCOME_PREFIX = "hpo-outcome: "
+EVENTS_TABLE = "hpo_study_events"
+ATTEMPT_ENV = "HPO_STUDY_ATTEMPT"

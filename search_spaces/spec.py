@@ -55,6 +55,12 @@ class Budget(_Strict):
 
     n_trials: Annotated[int, Field(ge=1, le=100_000)] = 10
     max_concurrent_trials: Annotated[int, Field(ge=1, le=1000)] = 1
+    time_budget_s: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = Field(
+        default=None, description="Stop the study this long after it first started."
+    )
+    max_failed_trials: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        default=None, description="Stop (FAILED) once this many trials have failed for good."
+    )
 
 
 class Resources(_Strict):

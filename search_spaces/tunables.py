@@ -50,5 +50,8 @@ METRICS: dict[str, Literal["maximize", "minimize"]] = {
     "train_samples_per_second": "maximize",
 }
 
+# The Optuna trial number, added to each Tune trial's config (not a hyperparameter).
+TRIAL_NUMBER_KEY = "hpo_trial_number"
+
 # Keys of a trial's report that are bookkeeping, not objectives.
 REPORT_KEYS = (*METRICS, "epoch")

@@ -15,10 +15,11 @@ from service.api import api_router
 from service.api.errors import install_error_handlers
 from service.db import make_engine, metadata, redact_url
 from service.dispatcher import Dispatcher, RayJobDispatcher
+from service.lifecycle import Lifecycle
 from service.monitor import StudyMonitor
 from service.ray_head import LocalRayHead, RayEndpoint
 from service.settings import Settings
-from service.store import StudyStore, TrialQueries
+from service.store import EventStore, StudyStore, TrialQueries
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         app.state.settings = settings
         app.state.store = StudyStore(engine)
         app.state.trials = TrialQueries(engine)
+        app.state.events = EventStore(engine)
         app.state.optuna_storage = optuna.storages.RDBStorage(
             settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
         )
@@ -49,8 +51,19 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
             )
         else:
             app.state.dispatcher = dispatcher
+        app.state.lifecycle = Lifecycle(
+            app.state.store,
+            app.state.trials,
+            app.state.events,
+            app.state.dispatcher,
+            app.state.optuna_storage,
+        )
         app.state.monitor = StudyMonitor(
-            app.state.store, app.state.dispatcher, settings.max_running_studies
+            app.state.store,
+            app.state.dispatcher,
+            app.state.lifecycle,
+            max_running=settings.max_running_studies,
+            max_resumes=settings.max_resumes,
         )
         task = asyncio.create_task(app.state.monitor.run(settings.poll_interval_s))
         try:

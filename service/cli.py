@@ -111,9 +111,14 @@ def demo(
 
     spec = spec or ready_spec_path("quickstart")
     url = f"http://127.0.0.1:{port}"
-    out.print(f"starting the service on {url} (SQLite ./hpo.db, a local Ray) …")
+    log_path = Path(".hpo") / "demo-server.log"
+    log_path.parent.mkdir(exist_ok=True)
+    out.print(f"starting the service on {url} (SQLite ./hpo.db, a local Ray; log: {log_path}) …")
     server = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=os.environ.copy()
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        env=os.environ.copy(),
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
     )
     try:
         with _client(url) as client:
@@ -149,7 +154,7 @@ def _wait_healthy(client: Client, server: object, timeout_s: float = 180) -> Non
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if getattr(server, "poll")() is not None:  # noqa: B009
-            raise _fail("the server exited during start-up (see its log above)")
+            raise _fail("the server exited during start-up (see .hpo/demo-server.log)")
         try:
             if client.health().get("status") == "ok":
                 return

@@ -19,7 +19,7 @@ from sqlalchemy import (
     event,
 )
 
-from search_spaces.protocol import STUDIES_TABLE
+from search_spaces.protocol import EVENTS_TABLE, STUDIES_TABLE
 
 metadata = MetaData()
 
@@ -39,6 +39,18 @@ studies_table = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Index("ix_hpo_studies_status_created", "status", "created_at"),
+)
+
+# Append-only log per study: status transitions (service) and trial events (study driver).
+events_table = Table(
+    EVENTS_TABLE,
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("study_id", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_hpo_study_events_study_id", "study_id", "id"),
 )
 
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from service.dispatcher import Dispatcher
+from service.lifecycle import Lifecycle
 from service.monitor import StudyMonitor
 from service.settings import Settings
-from service.store import StudyStore, TrialQueries
+from service.store import EventStore, StudyStore, TrialQueries
 
 
 def get_settings(request: Request) -> Settings:
@@ -25,6 +26,16 @@ def get_store(request: Request) -> StudyStore:
 def get_trials(request: Request) -> TrialQueries:
     """Read-only trial queries."""
     return request.app.state.trials
+
+
+def get_events(request: Request) -> EventStore:
+    """The study event log."""
+    return request.app.state.events
+
+
+def get_lifecycle(request: Request) -> Lifecycle:
+    """Cancel, delete, resume."""
+    return request.app.state.lifecycle
 
 
 def get_dispatcher(request: Request) -> Dispatcher:
@@ -47,4 +58,6 @@ StoreDep = Annotated[StudyStore, Depends(get_store)]
 TrialsDep = Annotated[TrialQueries, Depends(get_trials)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 MonitorDep = Annotated[StudyMonitor, Depends(get_monitor)]
+EventsDep = Annotated[EventStore, Depends(get_events)]
+LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 OptunaStorageDep = Annotated[Any, Depends(get_optuna_storage)]

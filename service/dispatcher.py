@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from typing import Protocol
 
-from search_spaces.protocol import DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
+from search_spaces.protocol import (
+    ATTEMPT_ENV,
+    DATABASE_URL_ENV,
+    OUTCOME_PREFIX,
+    RESULTS_DIR_ENV,
+)
 from service.ray_head import RayEndpoint
 
 FINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+# Passed through to the driver when set on the service (test-only failure injection and knobs).
+PASSTHROUGH_ENV = ("HPO_FAULT_INJECTION", "HPO_TOY_EPOCH_SECONDS")
 
 
 @dataclass(frozen=True)
 class JobState:
-    """A Ray job's status and, once it ended, why."""
+    """A Ray job's status and, once it ended, how.
+
+    ``outcome`` is the study driver's own last word (``hpo-outcome: …``); a job that ended
+    without one means the driver died (killed, out of memory, node lost).
+    """
 
     status: str  # PENDING | RUNNING | SUCCEEDED | FAILED | STOPPED | MISSING
+    outcome: str | None = None
     message: str | None = None
 
 
@@ -56,17 +69,18 @@ class RayJobDispatcher:
         entrypoint = shlex.join(
             [self._endpoint.worker_python, "-m", "workers.run_study", "--study-id", study_id]
         )
+        env = {
+            DATABASE_URL_ENV: self._database_url,
+            RESULTS_DIR_ENV: self._results_dir,
+            ATTEMPT_ENV: str(attempt),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.update({k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ})
         return str(
             self._client.submit_job(
                 entrypoint=entrypoint,
                 submission_id=f"hpo-{study_id}-{attempt}",
-                runtime_env={
-                    "env_vars": {
-                        DATABASE_URL_ENV: self._database_url,
-                        RESULTS_DIR_ENV: self._results_dir,
-                        "PYTHONUNBUFFERED": "1",
-                    }
-                },
+                runtime_env={"env_vars": env},
                 metadata={"hpo_study_id": study_id, "attempt": str(attempt)},
             )
         )
@@ -77,18 +91,16 @@ class RayJobDispatcher:
             info = self._client.get_job_info(job_id)
         except RuntimeError as exc:
             if "does not exist" in str(exc) or "404" in str(exc):
-                return JobState("MISSING", "the Ray job is gone (the cluster restarted?)")
+                return JobState("MISSING", message="the Ray job is gone (the cluster restarted)")
             raise
         status = str(getattr(info.status, "value", info.status))
         if status not in FINAL_JOB_STATES:
             return JobState(status)
-        message = _outcome(info.message)
-        if message is None or not message.startswith("study "):
-            message = _outcome(self._client.get_job_logs(job_id)[-20_000:]) or message
-        return JobState(status, message)
+        outcome = _outcome(info.message) or _outcome(self._client.get_job_logs(job_id)[-50_000:])
+        return JobState(status, outcome, _last_line(info.message))
 
     def stop(self, job_id: str) -> None:
-        """Ask Ray to stop the job."""
+        """Ask Ray to stop the job (SIGTERM to the driver, SIGKILL after a grace period)."""
         self._client.stop_job(job_id)
 
     def dashboard_job_url(self, job_id: str) -> str | None:
@@ -102,12 +114,13 @@ class RayJobDispatcher:
         return jobs_api_ready(self._endpoint)
 
 
-def _outcome(message: str | None) -> str | None:
-    """The driver's own outcome line (``hpo: …``) if it printed one, else Ray's message."""
-    if not message:
-        return None
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
+def _outcome(text: str | None) -> str | None:
+    """The driver's outcome line, if the text holds one."""
+    lines = [line.strip() for line in (text or "").splitlines()]
     ours = [line for line in lines if line.startswith(OUTCOME_PREFIX)]
-    if ours:
-        return ours[-1].removeprefix(OUTCOME_PREFIX)
+    return ours[-1].removeprefix(OUTCOME_PREFIX) if ours else None
+
+
+def _last_line(text: str | None) -> str | None:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1][:500] if lines else None

@@ -1,4 +1,5 @@
-"""The scheduler loop: starts queued studies within the concurrency limit, tracks Ray jobs."""
+"""The scheduler loop: starts queued studies within the concurrency limit, watches their Ray
+jobs, and resumes a study whose driver died (up to ``max_resumes`` times)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,29 @@ import contextlib
 import logging
 
 from service.dispatcher import Dispatcher
-from service.store import StudyStore
+from service.lifecycle import INTERRUPTED, Lifecycle
+from service.store import StudyRecord, StudyStore
 
 log = logging.getLogger(__name__)
 
-JOB_TO_STUDY = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "FAILED"}
-
 
 class StudyMonitor:
-    """Moves studies QUEUED → RUNNING → SUCCEEDED | FAILED by polling Ray's job status."""
+    """Moves studies QUEUED → RUNNING → SUCCEEDED | FAILED, and RUNNING → RESUMING → RUNNING."""
 
-    def __init__(self, store: StudyStore, dispatcher: Dispatcher, max_running: int) -> None:
+    def __init__(
+        self,
+        store: StudyStore,
+        dispatcher: Dispatcher,
+        lifecycle: Lifecycle,
+        *,
+        max_running: int,
+        max_resumes: int,
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
+        self._lifecycle = lifecycle
         self._max_running = max_running
+        self._max_resumes = max_resumes
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -39,22 +49,46 @@ class StudyMonitor:
             self._wake.clear()
 
     def tick(self) -> None:
-        """One pass: finish studies whose jobs ended, then start queued ones."""
-        running = 0
-        for study in self._store.with_status("RUNNING"):
-            assert study.ray_job_id is not None
-            state = self._dispatcher.status(study.ray_job_id)
-            if state.status in JOB_TO_STUDY:
-                status = JOB_TO_STUDY[state.status]
-                self._store.finish(study.id, status, state.message)
-                log.info("study %s %s: %s", study.id, status, state.message)
-            elif state.status == "MISSING":
-                self._store.finish(study.id, "FAILED", state.message)
-            else:
-                running += 1
-        for study in self._store.with_status("QUEUED")[: max(0, self._max_running - running)]:
+        """One reconciliation pass: ended jobs, dead drivers, then the queue."""
+        active = 0
+        for study in self._store.with_status("RUNNING", "RESUMING"):
+            active += self._reconcile(study)
+        for study in self._store.with_status("QUEUED")[: max(0, self._max_running - active)]:
             job_id = self._dispatcher.submit(study.id, study.attempts + 1)
-            if not self._store.mark_running(study.id, job_id):
-                self._dispatcher.stop(job_id)
-            else:
+            if self._store.start_attempt(study.id, ("QUEUED",), job_id):
                 log.info("study %s started as Ray job %s", study.id, job_id)
+            else:
+                self._dispatcher.stop(job_id)
+
+    def _reconcile(self, study: StudyRecord) -> int:
+        """Bring one active study up to date; returns 1 while it still occupies a slot."""
+        if study.status == "RESUMING" or study.ray_job_id is None:
+            return self._resubmit(study)
+        state = self._dispatcher.status(study.ray_job_id)
+        if state.status in ("PENDING", "RUNNING"):
+            return 1
+        if state.outcome is not None:  # the driver finished and said how
+            status = "SUCCEEDED" if state.status == "SUCCEEDED" else "FAILED"
+            self._lifecycle.fail_running_trials(study, INTERRUPTED, requeue=False)
+            self._store.transition(study.id, ("RUNNING",), status, state.outcome)
+            log.info("study %s %s: %s", study.id, status, state.outcome)
+            return 0
+        why = state.message or f"the Ray job ended {state.status}"
+        if study.attempts > self._max_resumes:
+            self._lifecycle.fail_running_trials(study, INTERRUPTED, requeue=False)
+            reason = f"the study driver died {study.attempts} times; last: {why}"
+            self._store.transition(study.id, ("RUNNING",), "FAILED", reason)
+            return 0
+        reason = f"the study driver died ({why}); resuming"
+        if not self._store.transition(study.id, ("RUNNING",), "RESUMING", reason):
+            return 0
+        self._lifecycle.fail_running_trials(study, INTERRUPTED, requeue=True)
+        return self._resubmit(study)
+
+    def _resubmit(self, study: StudyRecord) -> int:
+        job_id = self._dispatcher.submit(study.id, study.attempts + 1)
+        if self._store.start_attempt(study.id, ("RESUMING", "RUNNING"), job_id):
+            log.info("study %s resumed as Ray job %s", study.id, job_id)
+            return 1
+        self._dispatcher.stop(job_id)
+        return 0

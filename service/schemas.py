@@ -12,13 +12,22 @@ from service.store import StudyRecord
 from service.store.trials import TrialRecord
 
 
+class TransitionPublic(BaseModel):
+    """One status change of a study."""
+
+    status: str
+    reason: str | None
+    at: datetime
+
+
 class StudyPublic(BaseModel):
     """A study as the API shows it."""
 
     id: str
     name: str
-    status: str = Field(description="QUEUED | RUNNING | SUCCEEDED | FAILED")
+    status: str = Field(description="QUEUED | RUNNING | RESUMING | SUCCEEDED | FAILED | CANCELLED")
     status_reason: str | None
+    attempts: int = Field(description="Ray jobs this study has run as (1 + resumptions)")
     spec: dict[str, Any]
     optuna_study_name: str
     trial_counts: dict[str, int]
@@ -28,6 +37,9 @@ class StudyPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    history: list[TransitionPublic] | None = Field(
+        default=None, description="Status transitions with time and reason (single study only)"
+    )
 
 
 class StudiesPublic(BaseModel):
@@ -47,6 +59,7 @@ class TrialPublic(BaseModel):
     values: list[float | None] | None
     intermediate_values: dict[int, float | None]
     metrics: dict[str, Any]
+    error: str | None = Field(description="Why the trial failed (last lines of its error)")
     datetime_start: datetime | None
     datetime_complete: datetime | None
     duration_s: float | None
@@ -62,6 +75,7 @@ class TrialPublic(BaseModel):
             values=[_finite(v) for v in trial.values] if trial.values else None,
             intermediate_values={k: _finite(v) for k, v in trial.intermediate_values.items()},
             metrics=dict(trial.user_attrs.get("metrics", {})),
+            error=trial.user_attrs.get("error"),
             datetime_start=trial.datetime_start,
             datetime_complete=trial.datetime_complete,
             duration_s=trial.duration_s,
@@ -84,7 +98,11 @@ class HealthPublic(BaseModel):
 
 
 def study_public(
-    study: StudyRecord, counts: dict[str, int], best: float | None, dashboard_url: str | None
+    study: StudyRecord,
+    counts: dict[str, int],
+    best: float | None,
+    dashboard_url: str | None,
+    history: list[TransitionPublic] | None = None,
 ) -> StudyPublic:
     """Build the public view of a study row plus its trial summary."""
     return StudyPublic(
@@ -92,6 +110,7 @@ def study_public(
         name=study.name,
         status=study.status,
         status_reason=study.status_reason,
+        attempts=study.attempts,
         spec=study.spec,
         optuna_study_name=study.optuna_study_name,
         trial_counts=counts,
@@ -101,6 +120,7 @@ def study_public(
         created_at=study.created_at,
         started_at=study.started_at,
         finished_at=study.finished_at,
+        history=history,
     )
 
 

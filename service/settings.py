@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         "(default: this interpreter for a local head, `python` for a remote cluster).",
     )
     max_running_studies: int = Field(default=1, ge=1, le=1000)
+    max_resumes: int = Field(
+        default=3, ge=0, le=100, description="Times a study whose driver died is resumed."
+    )
     poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     dashboard_public_url: str | None = Field(
         default=None, description="Ray dashboard URL to show users, if it differs."

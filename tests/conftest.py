@@ -164,6 +164,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_server(running)
 
 
+@contextlib.contextmanager
+def attached_server(
+    root: Path, database_url: str, cluster: Server, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Another server on its own database, using ``cluster``'s Ray head (by address and token)."""
+    head = cluster.ray_head()
+    env = {
+        "HPO_RAY_ADDRESS": head["dashboard_url"],
+        "HPO_RAY_AUTH_TOKEN": head["token"],
+        "HPO_WORKER_PYTHON": sys.executable,
+        **(extra_env or {}),
+    }
+    running = start_server(root, database_url, env)
+    try:
+        yield running
+    finally:
+        stop_server(running)
+
+
 @pytest.fixture(scope="session")
 def api(server: Server) -> Iterator[httpx.Client]:
     """An HTTP client bound to the shared server."""

@@ -8,6 +8,7 @@ from typing import Any
 from ray.tune import Callback, Stopper
 from ray.tune.experiment import Trial
 
+from search_spaces.tunables import TRIAL_NUMBER_KEY
 from workers.events import EventWriter
 from workers.search import RecordingOptunaSearch
 
@@ -19,6 +20,7 @@ def error_text(trial: Trial) -> str:
     path = trial.error_file
     if path and Path(path).exists():
         lines = Path(path).read_text(errors="replace").strip().splitlines()
+        lines = [line for line in lines if line.strip(" ^~")]  # drop caret-marker lines
         return "\n".join(lines[-ERROR_TAIL_LINES:])
     return "the trial failed (no error text was recorded)"
 
@@ -32,8 +34,11 @@ class StudyEvents(Callback):
         self._searcher = searcher
         self.failed = 0
 
-    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._writer.write("trial_started", self._about(trial, params=trial.config))
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        params = {k: v for k, v in trial.config.items() if k != TRIAL_NUMBER_KEY}
+        self._writer.write("trial_started", self._about(trial, params=params))
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
@@ -53,14 +58,20 @@ class StudyEvents(Callback):
     ) -> None:
         self._writer.write("trial_retried", self._about(trial, error=error_text(trial)))
 
-    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self.failed += 1
         text = error_text(trial)
         self._searcher.record_failure(trial.trial_id, text)
         self._writer.write("trial_failed", self._about(trial, error=text))
 
     def _about(self, trial: Trial, **data: Any) -> dict[str, Any]:
-        return {"number": self._searcher.trial_number(trial.trial_id), "trial_id": trial.trial_id, **data}
+        return {
+            "number": self._searcher.trial_number(trial.trial_id),
+            "trial_id": trial.trial_id,
+            **data,
+        }
 
 
 class FailureBudget(Stopper):

@@ -20,10 +20,8 @@ class EventWriter:
     """Appends events for one study; retries while SQLite reports the database locked."""
 
     def __init__(self, database_url: str, study_id: str) -> None:
-        kwargs: dict[str, Any] = {}
-        if database_url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 60}
-        self._engine: Engine = create_engine(database_url, **kwargs)
+        self._url = database_url
+        self._engine: Engine | None = None
         self._study_id = study_id
         self._insert = text(
             f"INSERT INTO {EVENTS_TABLE} (study_id, kind, data, created_at) "
@@ -40,7 +38,7 @@ class EventWriter:
         }
         for attempt in range(10):
             try:
-                with self._engine.begin() as conn:
+                with self._connect().begin() as conn:
                     conn.execute(self._insert, values)
                 return
             except OperationalError as exc:
@@ -51,4 +49,18 @@ class EventWriter:
 
     def close(self) -> None:
         """Release the connection pool."""
-        self._engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _connect(self) -> Engine:
+        if self._engine is None:
+            kwargs: dict[str, Any] = {}
+            if self._url.startswith("sqlite"):
+                kwargs["connect_args"] = {"timeout": 60}
+            self._engine = create_engine(self._url, **kwargs)
+        return self._engine
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles callbacks with its experiment state; the engine is rebuilt on demand.
+        return {**self.__dict__, "_engine": None}

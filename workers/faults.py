@@ -1,7 +1,8 @@
 """Test-only failure injection, off unless ``HPO_FAULT_INJECTION`` is set.
 
-``HPO_FAULT_INJECTION="trial=1,failures=2"`` makes the trial with Tune index 1 raise on its
-first two attempts (so ``max_failures`` ≥ 2 retries it to success, fewer records a failure).
+``HPO_FAULT_INJECTION="trial=1,failures=2"`` makes Optuna trial number 1 raise on its first
+two attempts (so ``max_failures`` ≥ 2 retries it to success, fewer records a failure);
+``trial=*`` targets every trial.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ class InjectedFailure(RuntimeError):
     """Raised on purpose by failure injection."""
 
 
-def maybe_fail(trial_id: str, trial_dir: str) -> None:
+def maybe_fail(trial_number: int | None, trial_dir: str) -> None:
     """Raise ``InjectedFailure`` if the injection setting targets this trial and attempt."""
     setting = os.environ.get(FAULT_ENV, "")
-    if not setting:
+    if not setting or trial_number is None:
         return
     options = dict(part.split("=", 1) for part in setting.split(",") if "=" in part)
-    index = int(trial_id.rsplit("_", 1)[-1])
-    if index != int(options.get("trial", -1)):
+    target = options.get("trial", "")
+    if target != "*" and trial_number != int(target or -1):
         return
+    index = trial_number
     marker = Path(trial_dir) / ".hpo_attempts"
     attempt = int(marker.read_text()) + 1 if marker.exists() else 1
     marker.write_text(str(attempt))

@@ -1,7 +1,9 @@
 """The study driver (the Ray job's entrypoint): ``python -m workers.run_study --study-id ID``.
 
 Loads the spec from the database, tokenises the data once, and runs a Tune experiment whose
-search algorithm is an Optuna sampler persisting every trial in the same database.
+search algorithm is an Optuna sampler persisting every trial in the same database. A resumed
+study (a later attempt) runs only the budget that is left: trials that finished (complete,
+pruned, or failed for good) count; trials interrupted by a dead driver do not.
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ import argparse
 import logging
 import os
 import sys
+import time
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from search_spaces.protocol import DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
+from search_spaces.protocol import ATTEMPT_ENV, DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
 
 log = logging.getLogger("workers.run_study")
+NOT_SPENT = ("interrupted", "cancelled")  # error texts of trials whose budget is spent again
 
 
-def run(study_id: str, database_url: str, results_dir: Path) -> tuple[bool, str]:
+def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tuple[bool, str]:
     """Run the study to its end; returns (succeeded, reason)."""
     import optuna
     import ray
@@ -27,28 +32,42 @@ def run(study_id: str, database_url: str, results_dir: Path) -> tuple[bool, str]
 
     from search_spaces.algorithms import make_sampler
     from search_spaces.converters import to_distributions, to_grid
+    from workers.callbacks import FailureBudget, StudyEvents
+    from workers.events import EventWriter
     from workers.search import RecordingOptunaSearch
     from workers.study_source import load_study
     from workers.trainable import TrialContext, run_trial, trial_resources
 
     stored = load_study(database_url, study_id)
     spec = stored.spec
-    ray.init(log_to_driver=True)
-    data_ref = ray.put(_tokenise_once(spec))
     storage = optuna.storages.RDBStorage(
         database_url,
         engine_kwargs={"connect_args": {"timeout": 60}}
         if database_url.startswith("sqlite")
         else {},
     )
+    spent, failed_before = _spent_budget(storage, stored.optuna_study_name)
+    remaining = spec.budget.n_trials - spent
+    time_left = _time_left(spec.budget.time_budget_s, stored.started_at)
+    if remaining <= 0:
+        return True, f"study finished: {spent} trials finished (nothing left to run)"
+    if time_left is not None and time_left <= 0:
+        return True, f"study finished: time budget reached after {spent} trials"
+
+    ray.init(log_to_driver=True)
+    data_ref = ray.put(None if spec.task.model == "toy" else _tokenise_once(spec))
     searcher = RecordingOptunaSearch(
         space=to_distributions(spec),
         metric=spec.objective.metric,
         mode="max" if spec.objective.direction == "maximize" else "min",
-        sampler=make_sampler(spec.algorithm, spec.algorithm_settings, to_grid(spec)),
+        sampler=make_sampler(spec.algorithm, spec.algorithm_settings, to_grid(spec), attempt),
         storage=storage,
         study_name=stored.optuna_study_name,
     )
+    writer = EventWriter(database_url, study_id)
+    events = StudyEvents(writer, searcher)
+    failure_limit = spec.budget.max_failed_trials
+    stopper = FailureBudget(events, failure_limit - failed_before if failure_limit else None)
     context = TrialContext(spec, (data_ref,), str(results_dir / f"study-{study_id}"))
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, context=context), trial_resources(spec)
@@ -57,25 +76,68 @@ def run(study_id: str, database_url: str, results_dir: Path) -> tuple[bool, str]
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            num_samples=spec.budget.n_trials,
+            num_samples=remaining,
             max_concurrent_trials=spec.budget.max_concurrent_trials,
+            time_budget_s=time_left,
         ),
         run_config=tune.RunConfig(
-            name=f"study-{study_id}",
+            name=f"study-{study_id}-attempt-{attempt}",
             storage_path=str(results_dir),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            callbacks=[events],
+            stop=stopper,
             verbose=1,
         ),
     )
+    started = time.monotonic()
     grid = tuner.fit()
+    searcher.finish_pending("stopped: the experiment ended before the trial finished")
+    writer.close()
     results = [grid[i] for i in range(len(grid))]
-    completed = sum(1 for result in results if result.error is None)
+    completed = sum(1 for r in results if r.error is None)
     failed = len(results) - completed
-    if completed == 0:
+    if stopper.stop_all():
+        return False, (
+            f"study failed: {failed_before + events.failed} trials failed "
+            f"(budget.max_failed_trials = {failure_limit})"
+        )
+    if completed == 0 and spent == 0:
         errors = [str(r.error).strip().splitlines()[-1] for r in results if r.error is not None]
         last = errors[-1] if errors else "no trial ran"
         return False, f"study failed: all {len(results)} trials failed (last error: {last[:300]})"
-    return True, f"study finished: {completed} trials completed, {failed} failed"
+    if time_left is not None and time.monotonic() - started >= time_left - 1:
+        return True, (
+            f"study finished: time budget reached after {spent + completed} trials "
+            f"({failed} failed in this attempt)"
+        )
+    return True, f"study finished: {spent + completed} trials completed, {failed} failed"
+
+
+def _spent_budget(storage: Any, study_name: str) -> tuple[int, int]:
+    """(trials that count against n_trials, of those the failed ones) from earlier attempts."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return 0, 0
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    spent = failed = 0
+    for trial in study.get_trials(deepcopy=False, states=finished):
+        if trial.state == TrialState.FAIL and trial.user_attrs.get("error") in NOT_SPENT:
+            continue
+        spent += 1
+        failed += trial.state == TrialState.FAIL
+    return spent, failed
+
+
+def _time_left(budget_s: float | None, started_at: datetime | None) -> float | None:
+    if budget_s is None:
+        return None
+    if started_at is None:
+        return budget_s
+    return budget_s - (datetime.now(UTC) - started_at).total_seconds()
 
 
 def _tokenise_once(spec: Any) -> Any:
@@ -106,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{OUTCOME_PREFIX}study failed: {DATABASE_URL_ENV} is not set", flush=True)
         return 2
     results_dir = Path(os.environ.get(RESULTS_DIR_ENV, "~/ray_results")).expanduser()
+    attempt = int(os.environ.get(ATTEMPT_ENV, "1"))
     try:
-        ok, reason = run(args.study_id, database_url, results_dir)
+        ok, reason = run(args.study_id, database_url, results_dir, attempt)
     except Exception as exc:
         traceback.print_exc()
         ok, reason = False, f"study failed: {type(exc).__name__}: {exc}"

@@ -1,4 +1,4 @@
-"""OptunaSearch that also stores each trial's latest metrics as an Optuna user attribute."""
+"""OptunaSearch that also stores each trial's metrics, error text and Tune id in Optuna."""
 
 from __future__ import annotations
 
@@ -8,17 +8,35 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces.tunables import REPORT_KEYS
+from search_spaces.tunables import REPORT_KEYS, TRIAL_NUMBER_KEY
 
 log = logging.getLogger(__name__)
 
 
 class RecordingOptunaSearch(OptunaSearch):
-    """Like ``OptunaSearch``; every result's metrics land in the trial's ``metrics`` user attr.
+    """``OptunaSearch`` plus bookkeeping users want from SQL.
 
-    Optuna keeps only the objective per step (intermediate values); users also want the
-    other metrics (F1, loss, throughput) of every trial, queryable from SQL.
+    Every result's metrics land in the trial's ``metrics`` user attribute (Optuna itself keeps
+    only the objective per step). A trial that fails for good is told FAIL only once its error
+    text is known (``record_failure``, called by the driver's callback right after), so the text
+    is stored with the trial as the ``error`` user attribute.
     """
+
+    metric_keys = REPORT_KEYS
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """Ask Optuna for a configuration; link the Tune trial and the Optuna trial both ways."""
+        config = super().suggest(trial_id)
+        trial = self._ot_trials.get(trial_id)
+        if config is not None and trial is not None:
+            trial.set_user_attr("ray_trial_id", trial_id)
+            config = {**config, TRIAL_NUMBER_KEY: trial.number}
+        return config
+
+    def trial_number(self, trial_id: str) -> int | None:
+        """The Optuna trial number of a Tune trial."""
+        trial = self._ot_trials.get(trial_id)
+        return trial.number if trial is not None else None
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Record the epoch's objective (as an intermediate value) and all metrics."""
@@ -28,10 +46,29 @@ class RecordingOptunaSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        """Record the final metrics, then tell Optuna the outcome."""
+        """Record the final metrics, then tell Optuna (failures wait for their error text)."""
+        if error and trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            return  # told in record_failure
         if result and trial_id not in self._completed_trials:
             self._record(trial_id, result)
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def record_failure(self, trial_id: str, error_text: str) -> None:
+        """Store the error text with the trial and tell Optuna it failed."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None or trial_id in self._completed_trials:
+            return
+        try:
+            trial.set_user_attr("error", error_text[-4000:])
+        except Exception:
+            log.warning("could not store the error of trial %s", trial_id, exc_info=True)
+        super().on_trial_complete(trial_id, result=None, error=True)
+
+    def finish_pending(self, reason: str) -> None:
+        """Tell Optuna FAIL for every trial Tune left unfinished (e.g. the experiment stopped)."""
+        for trial_id in list(self._ot_trials):
+            if trial_id not in self._completed_trials:
+                self.record_failure(trial_id, reason)
 
     def _record(self, trial_id: str, result: dict[str, Any]) -> None:
         trial = self._ot_trials.get(trial_id)
@@ -44,6 +81,5 @@ class RecordingOptunaSearch(OptunaSearch):
         }
         try:
             trial.set_user_attr("metrics", metrics)
-            trial.set_user_attr("ray_trial_id", trial_id)
         except Exception:  # a finished trial is immutable; never let bookkeeping kill the study
             log.warning("could not store metrics of trial %s", trial_id, exc_info=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -19,6 +20,7 @@ class StoredStudy:
     id: str
     optuna_study_name: str
     spec: StudySpec
+    started_at: datetime | None
 
 
 def load_study(database_url: str, study_id: str) -> StoredStudy:
@@ -27,7 +29,10 @@ def load_study(database_url: str, study_id: str) -> StoredStudy:
     try:
         with engine.connect() as conn:
             row = conn.execute(
-                text(f"SELECT optuna_study_name, spec FROM {STUDIES_TABLE} WHERE id = :id"),
+                text(
+                    f"SELECT optuna_study_name, spec, started_at FROM {STUDIES_TABLE} "
+                    "WHERE id = :id"
+                ),
                 {"id": study_id},
             ).first()
     finally:
@@ -35,4 +40,9 @@ def load_study(database_url: str, study_id: str) -> StoredStudy:
     if row is None:
         raise LookupError(f"study {study_id} is not in the database")
     spec_data: Any = row.spec if isinstance(row.spec, dict) else json.loads(row.spec)
-    return StoredStudy(study_id, row.optuna_study_name, validate_spec(spec_data))
+    started = row.started_at
+    if isinstance(started, str):  # SQLite returns text through a plain query
+        started = datetime.fromisoformat(started)
+    if started is not None and started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return StoredStudy(study_id, row.optuna_study_name, validate_spec(spec_data), started)

@@ -10,6 +10,9 @@ from ray import tune
 
 from search_spaces.converters import trial_hyperparameters
 from search_spaces.spec import StudySpec
+from search_spaces.tunables import TRIAL_NUMBER_KEY
+from workers.faults import maybe_fail
+from workers.toy import run_toy
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class TrialContext:
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Tune function trainable: fine-tune with the sampled ``config`` and report every epoch."""
     hp = trial_hyperparameters(context.spec, config)
+    trial = tune.get_context()
+    maybe_fail(config.get(TRIAL_NUMBER_KEY), trial.get_trial_dir())
+    if context.spec.task.model == "toy":
+        run_toy(hp, report=tune.report)
+        return
     resources = context.spec.resources_per_trial
     if resources.num_workers == 1:
         from workers.train_loop import run_training
@@ -89,7 +97,7 @@ def _train_worker(config: dict[str, Any]) -> None:
 def trial_resources(spec: StudySpec) -> dict[str, float]:
     """What the Tune trial itself reserves: the whole run in-process, or nothing for a driver."""
     resources = spec.resources_per_trial
-    if resources.num_workers > 1:
+    if resources.num_workers > 1 and spec.task.model != "toy":
         # The TorchTrainer's workers reserve the trial's CPUs/GPUs; the trial itself only holds
         # a little memory (Tune refuses an empty resource request).
         return {"CPU": 0, "memory": 128 * 1024**2}

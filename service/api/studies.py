@@ -5,20 +5,29 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import optuna
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from search_spaces.loader import SpecSyntaxError, parse_text
 from search_spaces.spec import StudySpec, validate_spec
-from service.deps import DispatcherDep, MonitorDep, OptunaStorageDep, StoreDep, TrialsDep
+from service.deps import (
+    DispatcherDep,
+    EventsDep,
+    LifecycleDep,
+    MonitorDep,
+    OptunaStorageDep,
+    StoreDep,
+    TrialsDep,
+)
 from service.dispatcher import Dispatcher
-from service.schemas import StudiesPublic, StudyPublic, study_public
-from service.store import StudyRecord, StudyStore, TrialQueries
+from service.lifecycle import Conflict
+from service.schemas import StudiesPublic, StudyPublic, TransitionPublic, study_public
+from service.store import EventStore, StudyRecord, StudyStore, TrialQueries
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-StudyStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+StudyStatus = Literal["QUEUED", "RUNNING", "RESUMING", "SUCCEEDED", "FAILED", "CANCELLED"]
 
 _BODY_DOC = {
     "requestBody": {
@@ -69,10 +78,36 @@ def list_studies(
 
 @router.get("/{study_id}", response_model=StudyPublic)
 def read_study(
-    study_id: str, store: StoreDep, trials: TrialsDep, dispatcher: DispatcherDep
+    study_id: str, store: StoreDep, trials: TrialsDep, dispatcher: DispatcherDep, events: EventsDep
 ) -> StudyPublic:
-    """One study: spec, status, trial counts, best value so far, Ray job and dashboard link."""
+    """One study: spec, status and its history, trial counts, best value, Ray job, dashboard."""
+    return view_study(require_study(store, study_id), trials, dispatcher, events)
+
+
+@router.post("/{study_id}/cancel", response_model=StudyPublic)
+def cancel_study(
+    study_id: str,
+    store: StoreDep,
+    trials: TrialsDep,
+    dispatcher: DispatcherDep,
+    lifecycle: LifecycleDep,
+) -> StudyPublic:
+    """Stop a queued or running study; running trials end FAIL ("cancelled"); 409 if final."""
+    try:
+        lifecycle.cancel(require_study(store, study_id))
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
     return view_study(require_study(store, study_id), trials, dispatcher)
+
+
+@router.delete("/{study_id}", status_code=204, response_class=Response)
+def delete_study(study_id: str, store: StoreDep, lifecycle: LifecycleDep) -> Response:
+    """Remove a study that is not running, with its trials and events (409 while running)."""
+    try:
+        lifecycle.delete(require_study(store, study_id))
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    return Response(status_code=204)
 
 
 def require_study(store: StudyStore, study_id: str) -> StudyRecord:
@@ -83,13 +118,24 @@ def require_study(store: StudyStore, study_id: str) -> StudyRecord:
     return study
 
 
-def view_study(study: StudyRecord, trials: TrialQueries, dispatcher: Dispatcher) -> StudyPublic:
-    """The public view of a study, with its trial summary from Optuna's tables."""
+def view_study(
+    study: StudyRecord,
+    trials: TrialQueries,
+    dispatcher: Dispatcher,
+    events: EventStore | None = None,
+) -> StudyPublic:
+    """The public view of a study, with its trial summary (and history, if ``events``)."""
     optuna_id = trials.study_id(study.optuna_study_name)
     counts = trials.counts(optuna_id) if optuna_id is not None else {}
     best = trials.best(optuna_id) if optuna_id is not None else None
     job_url = dispatcher.dashboard_job_url(study.ray_job_id) if study.ray_job_id else None
-    return study_public(study, counts, best.value if best else None, job_url)
+    history = None
+    if events is not None:
+        history = [
+            TransitionPublic(status=e.data["status"], reason=e.data.get("reason"), at=e.created_at)
+            for e in events.after(study.id, kind="status", limit=1000)
+        ]
+    return study_public(study, counts, best.value if best else None, job_url, history)
 
 
 def _create(

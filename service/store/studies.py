@@ -1,17 +1,25 @@
-"""The service's study rows: create, read, list and move through the lifecycle."""
+"""The service's study rows: create, read, list and move through the lifecycle.
+
+Every status change is a conditional update (from the states it may leave) plus an event row
+in the same transaction, so transitions are atomic, never applied twice, and kept with their
+time and reason.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from service.db import studies_table as t
+from service.store.events import EventStore, add_event
 
 FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+ACTIVE_STATES = ("RUNNING", "RESUMING")
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class StudyRecord:
 
 
 class StudyStore:
-    """CRUD on ``hpo_studies``."""
+    """CRUD and lifecycle transitions on ``hpo_studies``."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -43,7 +51,7 @@ class StudyStore:
         return self._engine
 
     def create(self, name: str, spec: dict[str, Any]) -> StudyRecord:
-        """Insert a new QUEUED study and return it."""
+        """Insert a new QUEUED study (and its first event) and return it."""
         study_id = uuid.uuid4().hex
         row: dict[str, Any] = {
             "id": study_id,
@@ -51,7 +59,7 @@ class StudyStore:
             "optuna_study_name": f"hpo-{study_id}",
             "spec": spec,
             "status": "QUEUED",
-            "status_reason": None,
+            "status_reason": "submitted",
             "ray_job_id": None,
             "attempts": 0,
             "created_at": _now(),
@@ -60,6 +68,7 @@ class StudyStore:
         }
         with self._engine.begin() as conn:
             conn.execute(insert(t).values(**row))
+            add_event(conn, study_id, "status", {"status": "QUEUED", "reason": "submitted"})
         return StudyRecord(**row)
 
     def get(self, study_id: str) -> StudyRecord | None:
@@ -85,31 +94,50 @@ class StudyStore:
         with self._engine.connect() as conn:
             return [_record(r) for r in conn.execute(query).mappings()]
 
-    def mark_running(self, study_id: str, ray_job_id: str) -> bool:
-        """QUEUED → RUNNING with its Ray job; False if the study was not QUEUED any more."""
+    def transition(
+        self,
+        study_id: str,
+        from_states: Iterable[str],
+        status: str,
+        reason: str | None,
+        **fields: Any,
+    ) -> bool:
+        """Move a study to ``status`` if it is in one of ``from_states``; False if it was not.
+
+        Final states set ``finished_at``; the first RUNNING sets ``started_at``.
+        """
+        values: dict[str, Any] = {"status": status, "status_reason": reason, **fields}
+        if status in FINAL_STATES:
+            values["finished_at"] = _now()
+        if status == "RUNNING":
+            values["started_at"] = func.coalesce(t.c.started_at, _now())
         with self._engine.begin() as conn:
             result = conn.execute(
                 update(t)
-                .where(t.c.id == study_id, t.c.status == "QUEUED")
-                .values(
-                    status="RUNNING",
-                    ray_job_id=ray_job_id,
-                    started_at=_now(),
-                    attempts=t.c.attempts + 1,
-                    status_reason=None,
-                )
+                .where(t.c.id == study_id, t.c.status.in_(tuple(from_states)))
+                .values(**values)
             )
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            add_event(conn, study_id, "status", {"status": status, "reason": reason})
+        return True
 
-    def finish(self, study_id: str, status: str, reason: str | None) -> None:
-        """Move a study to a final state with its reason."""
-        assert status in FINAL_STATES
+    def start_attempt(self, study_id: str, from_states: Iterable[str], job_id: str) -> bool:
+        """→ RUNNING as a new attempt with its Ray job."""
+        return self.transition(
+            study_id,
+            from_states,
+            "RUNNING",
+            None,
+            ray_job_id=job_id,
+            attempts=t.c.attempts + 1,
+        )
+
+    def delete(self, study_id: str, events: EventStore) -> None:
+        """Remove the study row and its events."""
         with self._engine.begin() as conn:
-            conn.execute(
-                update(t)
-                .where(t.c.id == study_id)
-                .values(status=status, status_reason=reason, finished_at=_now())
-            )
+            events.delete_study(conn, study_id)
+            conn.execute(delete(t).where(t.c.id == study_id))
 
 
 def _now() -> datetime:

@@ -88,6 +88,16 @@ class TrialQueries:
             found = {_name(state): int(n) for state, n in conn.execute(query)}
         return {state: found.get(state, 0) for state in TRIAL_STATES}
 
+    def running(self, study_id: int) -> list[tuple[int, TrialRecord]]:
+        """RUNNING trials as (Optuna's internal trial id, trial)."""
+        query = select(trials).where(
+            trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(trials.c.number)).mappings().all()
+            records = self._hydrate(conn, rows)
+        return [(int(r["trial_id"]), record) for r, record in zip(rows, records, strict=True)]
+
     def best(self, study_id: int) -> TrialRecord | None:
         """The completed trial with the best first-objective value, or None."""
         maximize = self.directions(study_id)[:1] == ["MAXIMIZE"]

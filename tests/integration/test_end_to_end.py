@@ -8,7 +8,7 @@ import httpx
 import optuna
 import pytest
 
-from tests.conftest import Server, start_server, stop_server, wait_final
+from tests.conftest import Server, attached_server, wait_final
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -153,37 +153,28 @@ def test_postgres_server_on_the_same_ray_cluster(
     server: Server, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """A second server on PostgreSQL, attached to the first one's Ray by address and token."""
-    head = server.ray_head()
-    second = start_server(
-        tmp_path_factory.mktemp("pg-server"),
-        postgres_url,
-        {
-            "HPO_RAY_ADDRESS": head["dashboard_url"],
-            "HPO_RAY_AUTH_TOKEN": head["token"],
-            "HPO_WORKER_PYTHON": __import__("sys").executable,
-        },
-    )
-    try:
-        with httpx.Client(base_url=second.url, timeout=30) as client:
-            spec = {
-                "name": "pg-tpe",
-                "algorithm": "tpe",
-                "algorithm_settings": {"seed": 2, "n_startup_trials": 1},
-                "budget": {"n_trials": 2},
-                "resources_per_trial": {"num_workers": 1, "cpus_per_worker": 1},
-                "task": TASK,
-                "search_space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
-            }
-            created = client.post("/studies", json=spec)
-            assert created.status_code == 201, created.text
-            study = wait_final(client, created.json()["id"])
-            assert study["status"] == "SUCCEEDED", study["status_reason"]
-            best = client.get(f"/studies/{study['id']}/best").json()
-            loaded = optuna.load_study(study_name=study["optuna_study_name"], storage=postgres_url)
-            assert loaded.best_value == pytest.approx(best["value"])
-            assert len(loaded.trials) == 2
-    finally:
-        stop_server(second)
+    spec = {
+        "name": "pg-tpe",
+        "algorithm": "tpe",
+        "algorithm_settings": {"seed": 2, "n_startup_trials": 1},
+        "budget": {"n_trials": 2},
+        "resources_per_trial": {"num_workers": 1, "cpus_per_worker": 1},
+        "task": TASK,
+        "search_space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
+    }
+    root = tmp_path_factory.mktemp("pg-server")
+    with (
+        attached_server(root, postgres_url, server) as second,
+        httpx.Client(base_url=second.url, timeout=30) as client,
+    ):
+        created = client.post("/studies", json=spec)
+        assert created.status_code == 201, created.text
+        study = wait_final(client, created.json()["id"])
+        assert study["status"] == "SUCCEEDED", study["status_reason"]
+        best = client.get(f"/studies/{study['id']}/best").json()
+    loaded = optuna.load_study(study_name=study["optuna_study_name"], storage=postgres_url)
+    assert loaded.best_value == pytest.approx(best["value"])
+    assert len(loaded.trials) == 2
 
 
 def test_health_reports_database_and_ray(api: httpx.Client) -> None:

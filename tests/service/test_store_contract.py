@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from service.db import make_engine, metadata
-from service.store import StudyStore, TrialQueries
+from service.store import EventStore, StudyStore, TrialQueries
 
 pytestmark = pytest.mark.postgres
 
@@ -51,14 +51,31 @@ def test_study_rows_lifecycle(engine: Engine) -> None:
     assert store.get(first.id) == first
     assert store.get("missing") is None
     assert [s.id for s in store.with_status("QUEUED")] == [first.id, second.id]
-    assert store.mark_running(first.id, "job-1")
-    assert not store.mark_running(first.id, "job-2")  # only from QUEUED
+    assert store.start_attempt(first.id, ("QUEUED",), "job-1")
+    assert not store.start_attempt(first.id, ("QUEUED",), "job-2")  # not QUEUED any more
     running = store.get(first.id)
     assert running is not None and running.status == "RUNNING" and running.attempts == 1
     assert running.ray_job_id == "job-1" and running.started_at is not None
-    store.finish(first.id, "SUCCEEDED", "done")
+    assert store.transition(first.id, ("RUNNING",), "RESUMING", "driver died")
+    assert store.start_attempt(first.id, ("RESUMING",), "job-2")
+    resumed = store.get(first.id)
+    assert resumed is not None and resumed.attempts == 2 and resumed.ray_job_id == "job-2"
+    assert resumed.started_at == running.started_at  # the first start is kept
+    assert store.transition(first.id, ("RUNNING",), "SUCCEEDED", "done")
+    assert not store.transition(first.id, ("RUNNING",), "FAILED", "late")  # never applied twice
     done = store.get(first.id)
-    assert done is not None and done.status_reason == "done" and done.finished_at is not None
+    assert done is not None and done.status == "SUCCEEDED" and done.status_reason == "done"
+    assert done.finished_at is not None
+    history = EventStore(engine).after(first.id, kind="status")
+    assert [e.data["status"] for e in history] == [
+        "QUEUED",
+        "RUNNING",
+        "RESUMING",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
+    assert history[2].data["reason"] == "driver died"
+    assert [e.id for e in history] == sorted(e.id for e in history)
     page, total = store.page(limit=1)
     assert total == 2 and [s.id for s in page] == [second.id]  # newest first
     page, total = store.page(status="SUCCEEDED")
