@@ -146,7 +146,7 @@ def test_studies_whose_trials_fail_end_failed_with_the_reason(
 @pytest.mark.server_env({"HPO_TOY_EPOCH_SECONDS": "0.5"})
 def test_time_budget_stops_the_study_cleanly(toy_server: tuple[Server, httpx.Client]) -> None:
     _, client = toy_server
-    spec = toy_spec("timed", epochs=4, budget={"n_trials": 200, "time_budget_s": 12})
+    spec = toy_spec("timed", epochs=4, budget={"n_trials": 200, "time_budget_s": 30})
     study = wait_final(client, submit(client, spec))
     assert study["status"] == "SUCCEEDED"
     assert "time budget" in study["status_reason"]
