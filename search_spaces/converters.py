@@ -31,6 +31,44 @@ def to_distributions(spec: StudySpec) -> dict[str, BaseDistribution]:
     return {name: to_distribution(param) for name, param in spec.search_space.items()}
 
 
+class ConditionalSpace:
+    """A define-by-run space: parameters with ``when`` are suggested only when it holds.
+
+    Unconditional parameters come first, so every condition's parent is known when its child
+    is considered; inactive parameters are neither sampled nor stored. Picklable (plain data).
+    """
+
+    def __init__(self, spec: StudySpec) -> None:
+        params = spec.search_space
+        first = [name for name, param in params.items() if not param.when]
+        then = [name for name, param in params.items() if param.when]
+        self._items = [(name, params[name]) for name in first + then]
+
+    def __call__(self, trial: Any) -> None:
+        """Suggest the active parameters on an Optuna trial (Ray's OptunaSearch protocol)."""
+        chosen: dict[str, Any] = {}
+        for name, param in self._items:
+            when = param.when or {}
+            if all(chosen.get(parent) == value for parent, value in when.items()):
+                chosen[name] = suggest(trial, name, param)
+
+
+def suggest(trial: Any, name: str, param: FloatParam | IntParam | CategoricalParam) -> Any:
+    """Call the Optuna ``suggest_*`` method matching one parameter."""
+    if isinstance(param, FloatParam):
+        return trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, IntParam):
+        return trial.suggest_int(name, param.low, param.high, log=param.log, step=param.step or 1)
+    return trial.suggest_categorical(name, param.choices)
+
+
+def search_space_for_optuna(spec: StudySpec) -> dict[str, BaseDistribution] | ConditionalSpace:
+    """The space to hand to OptunaSearch: fixed distributions, or define-by-run if conditional."""
+    if any(param.when for param in spec.search_space.values()):
+        return ConditionalSpace(spec)
+    return to_distributions(spec)
+
+
 def to_grid(spec: StudySpec) -> dict[str, list[Any]]:
     """The grid for ``GridSampler``: every discrete parameter's values (empty if not discrete)."""
     if not all(p.is_discrete for p in spec.search_space.values()):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,6 +12,12 @@ Choice = bool | int | float | str
 
 class _Param(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    when: dict[str, Choice] | None = Field(
+        default=None,
+        description="Sample this parameter only when these categorical parameters have these "
+        "values, e.g. {optimizer: sgd}.",
+    )
 
     @property
     def is_discrete(self) -> bool:
@@ -92,3 +98,21 @@ def grid_values(param: FloatParam | IntParam | CategoricalParam) -> list[Choice]
         raise ValueError("a float parameter without step has no grid")
     count = math.floor((param.high - param.low) / param.step + 1e-9) + 1
     return [round(param.low + i * param.step, 12) for i in range(count)]
+
+
+def contains(param: FloatParam | IntParam | CategoricalParam, value: Any) -> bool:
+    """Whether ``value`` lies in the parameter's domain."""
+    if isinstance(param, CategoricalParam):
+        return any(type(value) is type(c) and value == c for c in param.choices) or (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and any(
+                isinstance(c, int | float) and not isinstance(c, bool) and value == c
+                for c in param.choices
+            )
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(param, IntParam) and not float(value).is_integer():
+        return False
+    return param.low <= value <= param.high

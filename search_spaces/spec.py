@@ -18,7 +18,14 @@ from pydantic import (
 )
 
 from search_spaces.algorithms import ALGORITHMS
-from search_spaces.params import CategoricalParam, FloatParam, IntParam, Param, grid_values
+from search_spaces.params import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    Param,
+    contains,
+    grid_values,
+)
 from search_spaces.registry import BUILTIN_DATASETS, BUILTIN_MODELS
 from search_spaces.tunables import METRICS, TUNABLES, Tunable
 
@@ -48,6 +55,46 @@ class Objective(_Strict):
         if self.direction is None:
             self.direction = METRICS[self.metric]
         return self
+
+
+class Constraint(_Strict):
+    """A bound on a reported metric; trials outside it are infeasible for the sampler."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        return Objective._known_metric(metric)
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> Constraint:
+        if self.max is None and self.min is None:
+            raise ValueError("give max, min or both")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+
+class Scheduler(_Strict):
+    """Early stopping of poor trials by a Ray Tune scheduler (stopped trials are PRUNED)."""
+
+    type: Literal["none", "asha", "hyperband", "median"] = "none"
+    grace_period: Annotated[int, Field(ge=1, le=10_000)] = 1
+    reduction_factor: Annotated[float, Field(gt=1, le=100)] = 3.0
+    max_epochs: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        default=None, description="Epochs of the longest trial (default: the task's epochs)."
+    )
+    min_samples_required: Annotated[int, Field(ge=1, le=10_000)] = 3
+
+
+class WarmStart(_Strict):
+    """Enqueue the best configurations of an earlier study first."""
+
+    from_study: Annotated[str, Field(min_length=1, max_length=64)]
+    top_k: Annotated[int, Field(ge=1, le=100)] = 3
 
 
 class Budget(_Strict):
@@ -168,7 +215,10 @@ class StudySpec(_Strict):
     """A complete tuning study: space, objective, algorithm, budget, resources and task."""
 
     name: str
-    objective: Objective = Field(default_factory=Objective)
+    objective: Objective | None = None
+    objectives: Annotated[list[Objective], Field(min_length=1, max_length=8)] | None = None
+    constraints: Annotated[list[Constraint], Field(max_length=16)] = Field(default_factory=list)
+    scheduler: Scheduler = Field(default_factory=Scheduler)
     algorithm: str = "tpe"
     algorithm_settings: dict[str, Any] = Field(default_factory=dict)
     budget: Budget = Field(default_factory=Budget)
@@ -176,6 +226,10 @@ class StudySpec(_Strict):
     max_failures: Annotated[int, Field(ge=0, le=100)] = 0
     task: Task = Field(default_factory=Task)
     search_space: Annotated[dict[str, Param], Field(min_length=1, max_length=64)]
+    points_to_evaluate: Annotated[list[dict[str, Any]], Field(max_length=1000)] = Field(
+        default_factory=list, description="Configurations to try first, in this order."
+    )
+    warm_start: WarmStart | None = None
 
     @field_validator("name")
     @classmethod
@@ -204,6 +258,20 @@ class StudySpec(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> StudySpec:
         algorithm = ALGORITHMS[self.algorithm]
+        self._normalise_objectives()
+        if self.is_multi_objective and not algorithm.multi_objective:
+            raise FieldError(("algorithm",), f"{self.algorithm} cannot optimise several objectives")
+        if self.constraints and not algorithm.constraints:
+            raise FieldError(
+                ("constraints",),
+                f"{self.algorithm} does not support constraints (tpe, gp and nsga2 do)",
+            )
+        self._check_scheduler()
+        self._check_conditions(algorithm.conditional)
+        for index, point in enumerate(self.points_to_evaluate):
+            problem = self.point_problem(point)
+            if problem:
+                raise FieldError(("points_to_evaluate", index), problem)
         try:
             settings = algorithm.settings.model_validate(self.algorithm_settings)
         except ValidationError as exc:
@@ -231,6 +299,103 @@ class StudySpec(_Strict):
                     f"{self.budget.n_trials} trials exceed the grid size ({size})",
                 )
         return self
+
+    def _normalise_objectives(self) -> None:
+        if self.objective is not None and self.objectives is not None:
+            raise FieldError(("objectives",), "give objective or objectives, not both")
+        if self.objectives is None:
+            self.objectives = [self.objective or Objective()]
+        self.objective = self.objectives[0]
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) != len(metrics):
+            raise FieldError(("objectives",), "each metric may appear once")
+
+    def _check_scheduler(self) -> None:
+        if self.scheduler.type == "none":
+            return
+        if self.is_multi_objective:
+            raise FieldError(("scheduler", "type"), "early stopping needs a single objective")
+        epochs = self.max_epochs()
+        if epochs < 2:
+            raise FieldError(
+                ("scheduler", "type"),
+                f"{self.scheduler.type} needs per-epoch reports, but trials run {epochs} epoch",
+            )
+        if self.scheduler.grace_period >= epochs:
+            raise FieldError(
+                ("scheduler", "grace_period"),
+                f"grace_period ({self.scheduler.grace_period}) must be below the epochs ({epochs})",
+            )
+
+    def _check_conditions(self, supported: bool) -> None:
+        for name, param in self.search_space.items():
+            if not param.when:
+                continue
+            if not supported:
+                raise FieldError(
+                    ("search_space", name, "when"),
+                    f"{self.algorithm} does not support conditional parameters",
+                )
+            for parent, value in param.when.items():
+                target = self.search_space.get(parent)
+                if not isinstance(target, CategoricalParam):
+                    raise FieldError(
+                        ("search_space", name, "when", parent),
+                        f"{parent!r} must be a categorical parameter of the search space",
+                    )
+                if target.when:
+                    raise FieldError(
+                        ("search_space", name, "when", parent),
+                        f"{parent!r} is itself conditional; conditions may not be chained",
+                    )
+                if not contains(target, value):
+                    raise FieldError(
+                        ("search_space", name, "when", parent),
+                        f"{value!r} is not one of {parent}'s choices {target.choices}",
+                    )
+
+    @property
+    def goals(self) -> list[Objective]:
+        """The objectives, in order (``objective`` alone is a list of one)."""
+        assert self.objectives is not None  # set by validation
+        return self.objectives
+
+    @property
+    def is_multi_objective(self) -> bool:
+        """True when the study optimises more than one metric."""
+        return self.objectives is not None and len(self.objectives) > 1
+
+    def max_epochs(self) -> int:
+        """Epochs of the longest trial the spec allows."""
+        if self.scheduler.max_epochs is not None:
+            return self.scheduler.max_epochs
+        param = self.search_space.get("epochs")
+        if param is not None:
+            if isinstance(param, CategoricalParam):
+                return int(max(float(v) for v in param.choices))
+            return int(param.high)
+        return int(self.task.hyperparameters.get("epochs", self.task.epochs))
+
+    def active(self, name: str, point: dict[str, Any]) -> bool:
+        """Whether a (conditional) parameter is sampled given the point's other values."""
+        when = self.search_space[name].when or {}
+        return all(point.get(parent) == value for parent, value in when.items())
+
+    def point_problem(self, point: dict[str, Any]) -> str | None:
+        """Why ``point`` is not a configuration of this space, or None if it is."""
+        unknown = sorted(set(point) - set(self.search_space))
+        if unknown:
+            return f"not in the search space: {', '.join(unknown)}"
+        for name, param in self.search_space.items():
+            if not self.active(name, point):
+                if name in point:
+                    return f"{name} is given but inactive for this point"
+                continue
+            if name not in point:
+                return f"{name} is missing"
+            if not contains(param, point[name]):
+                return f"{name}={point[name]!r} is outside its range"
+        return None
 
     def grid_size(self) -> int:
         """Number of points of the full grid over the search space."""

@@ -31,9 +31,11 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     from ray import tune
 
     from search_spaces.algorithms import make_sampler
-    from search_spaces.converters import to_distributions, to_grid
+    from search_spaces.constraints import MetricConstraints
+    from search_spaces.converters import search_space_for_optuna, to_grid, trial_hyperparameters
     from workers.callbacks import FailureBudget, StudyEvents
     from workers.events import EventWriter
+    from workers.schedulers import make_scheduler
     from workers.search import RecordingOptunaSearch
     from workers.study_source import load_study
     from workers.trainable import TrialContext, run_trial, trial_resources
@@ -56,13 +58,25 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
 
     ray.init(log_to_driver=True)
     data_ref = ray.put(None if spec.task.model == "toy" else _tokenise_once(spec))
+    metrics = [o.metric for o in spec.goals]
+    modes = ["max" if o.direction == "maximize" else "min" for o in spec.goals]
+    constraints = MetricConstraints([(c.metric, c.max, c.min) for c in spec.constraints])
+    sampler = make_sampler(
+        spec.algorithm,
+        spec.algorithm_settings,
+        to_grid(spec),
+        attempt,
+        constraints if spec.constraints else None,
+    )
     searcher = RecordingOptunaSearch(
-        space=to_distributions(spec),
-        metric=spec.objective.metric,
-        mode="max" if spec.objective.direction == "maximize" else "min",
-        sampler=make_sampler(spec.algorithm, spec.algorithm_settings, to_grid(spec), attempt),
+        space=search_space_for_optuna(spec),
+        metric=metrics if spec.is_multi_objective else metrics[0],
+        mode=modes if spec.is_multi_objective else modes[0],
+        sampler=sampler,
         storage=storage,
         study_name=stored.optuna_study_name,
+        points_to_evaluate=spec.points_to_evaluate if attempt == 1 else None,
+        default_epochs=int(trial_hyperparameters(spec, {})["epochs"]),
     )
     writer = EventWriter(database_url, study_id)
     events = StudyEvents(writer, searcher)
@@ -79,6 +93,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
             num_samples=remaining,
             max_concurrent_trials=spec.budget.max_concurrent_trials,
             time_budget_s=time_left,
+            scheduler=make_scheduler(spec),
         ),
         run_config=tune.RunConfig(
             name=f"study-{study_id}-attempt-{attempt}",

@@ -6,6 +6,7 @@ import logging
 import math
 from typing import Any
 
+from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.tunables import REPORT_KEYS, TRIAL_NUMBER_KEY
@@ -24,12 +25,18 @@ class RecordingOptunaSearch(OptunaSearch):
 
     metric_keys = REPORT_KEYS
 
+    def __init__(self, *args: Any, default_epochs: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._default_epochs = default_epochs
+        self._expected_epochs: dict[str, int] = {}
+
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """Ask Optuna for a configuration; link the Tune trial and the Optuna trial both ways."""
         config = super().suggest(trial_id)
         trial = self._ot_trials.get(trial_id)
         if config is not None and trial is not None:
             trial.set_user_attr("ray_trial_id", trial_id)
+            self._expected_epochs[trial_id] = int(config.get("epochs", self._default_epochs))
             config = {**config, TRIAL_NUMBER_KEY: trial.number}
         return config
 
@@ -51,7 +58,25 @@ class RecordingOptunaSearch(OptunaSearch):
             return  # told in record_failure
         if result and trial_id not in self._completed_trials:
             self._record(trial_id, result)
+            if self._stopped_early(trial_id, result):
+                self._tell_pruned(trial_id)
+                return
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _stopped_early(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """A trial that ended cleanly before its last epoch was stopped by the scheduler (or
+        the time budget): Optuna calls that PRUNED."""
+        done = int(result.get("training_iteration", 0))
+        return 0 < done < self._expected_epochs.get(trial_id, 0)
+
+    def _tell_pruned(self, trial_id: str) -> None:
+        trial = self._ot_trials[trial_id]
+        assert self._ot_study is not None
+        try:
+            self._ot_study.tell(trial, state=TrialState.PRUNED)
+        except Exception:
+            log.warning("could not mark trial %s pruned", trial_id, exc_info=True)
+        self._completed_trials.add(trial_id)
 
     def record_failure(self, trial_id: str, error_text: str) -> None:
         """Store the error text with the trial and tell Optuna it failed."""

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 import optuna
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from optuna.study import StudyDirection
 
 from search_spaces.loader import SpecSyntaxError, parse_text
-from search_spaces.spec import StudySpec, validate_spec
+from search_spaces.spec import Problem, SpecError, StudySpec, validate_spec
 from service.deps import (
     DispatcherDep,
     EventsDep,
@@ -26,6 +27,7 @@ from service.store import EventStore, StudyRecord, StudyStore, TrialQueries
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
+WARM_START_LOC = ("warm_start", "from_study")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 StudyStatus = Literal["QUEUED", "RUNNING", "RESUMING", "SUCCEEDED", "FAILED", "CANCELLED"]
 
@@ -57,6 +59,7 @@ async def create_study(
     except SpecSyntaxError as exc:
         raise HTTPException(400, str(exc)) from None
     spec = await run_in_threadpool(validate_spec, data)
+    await run_in_threadpool(resolve_warm_start, spec, store, trials)
     study = await run_in_threadpool(_create, store, storage, spec)
     monitor.wake()
     return await run_in_threadpool(view_study, study, trials, dispatcher)
@@ -110,6 +113,41 @@ def delete_study(study_id: str, store: StoreDep, lifecycle: LifecycleDep) -> Res
     return Response(status_code=204)
 
 
+def resolve_warm_start(spec: StudySpec, store: StudyStore, trials: TrialQueries) -> None:
+    """Put the earlier study's best configurations first in ``points_to_evaluate``.
+
+    Raises a 422 naming ``warm_start.from_study`` when that study is unknown, has no completed
+    trial, or none of its best configurations fits this search space.
+    """
+    if spec.warm_start is None:
+        return
+    source_id = spec.warm_start.from_study
+    source = store.get(source_id) if len(source_id) <= 64 else None
+    optuna_id = trials.study_id(source.optuna_study_name) if source else None
+    if optuna_id is None:
+        raise SpecError([Problem(WARM_START_LOC, f"study {source_id!r} not found")])
+    if len(trials.directions(optuna_id)) > 1:
+        best = trials.pareto(optuna_id)[: spec.warm_start.top_k]
+    else:
+        maximize = trials.directions(optuna_id) == ["MAXIMIZE"]
+        best, _ = trials.page(
+            optuna_id,
+            state="COMPLETE",
+            sort="value",
+            descending=maximize,
+            limit=spec.warm_start.top_k,
+            offset=0,
+        )
+    if not best:
+        raise SpecError([Problem(WARM_START_LOC, f"study {source_id!r} has no completed trial")])
+    problems = [spec.point_problem(trial.params) for trial in best]
+    points = [trial.params for trial, problem in zip(best, problems, strict=True) if not problem]
+    if not points:
+        reason = f"incompatible search space: trial #{best[0].number}: {problems[0]}"
+        raise SpecError([Problem(WARM_START_LOC, reason)])
+    spec.points_to_evaluate = points + spec.points_to_evaluate
+
+
 def require_study(store: StudyStore, study_id: str) -> StudyRecord:
     """The study, or a 404 naming the id."""
     study = store.get(study_id) if len(study_id) <= 64 else None
@@ -146,6 +184,9 @@ def _create(
     optuna.create_study(
         storage=storage,
         study_name=study.optuna_study_name,
-        direction=spec.objective.direction,
+        directions=[
+            StudyDirection.MAXIMIZE if o.direction == "maximize" else StudyDirection.MINIMIZE
+            for o in spec.goals
+        ],
     )
     return study

@@ -44,11 +44,18 @@ def list_trials(
     return TrialsPublic(data=[TrialPublic.of(t) for t in page], count=count)
 
 
-@router.get("/{study_id}/best", response_model=TrialPublic)
-def read_best_trial(study_id: str, store: StoreDep, trials: TrialsDep) -> TrialPublic:
-    """The completed trial with the best objective value (404 while there is none)."""
+@router.get("/{study_id}/best", response_model=TrialPublic | TrialsPublic)
+def read_best_trial(
+    study_id: str, store: StoreDep, trials: TrialsDep
+) -> TrialPublic | TrialsPublic:
+    """The best completed trial (404 while there is none); for several objectives, the Pareto
+    front ({data, count})."""
     study = require_study(store, study_id)
     optuna_id = trials.study_id(study.optuna_study_name)
+    if optuna_id is not None and len(trials.directions(optuna_id)) > 1:
+        front = trials.pareto(optuna_id)
+        if front:
+            return TrialsPublic(data=[TrialPublic.of(t) for t in front], count=len(front))
     best = trials.best(optuna_id) if optuna_id is not None else None
     if best is None:
         raise HTTPException(

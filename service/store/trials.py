@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -98,6 +99,33 @@ class TrialQueries:
             records = self._hydrate(conn, rows)
         return [(int(r["trial_id"]), record) for r, record in zip(rows, records, strict=True)]
 
+    def pareto(self, study_id: int) -> list[TrialRecord]:
+        """The completed trials no other completed trial dominates, by trial number.
+
+        Reads only the objective values to find the front, then the front's own rows.
+        """
+        signs = [-1.0 if d == "MAXIMIZE" else 1.0 for d in self.directions(study_id)]
+        query = (
+            select(trial_values.c.trial_id, trial_values.c.objective, trial_values.c.value)
+            .join(trials, trials.c.trial_id == trial_values.c.trial_id)
+            .where(trials.c.study_id == study_id, trials.c.state == TrialState.COMPLETE)
+        )
+        vectors: dict[int, list[float]] = {}
+        with self._engine.connect() as conn:
+            for trial_id, objective, value in conn.execute(query):
+                vector = vectors.setdefault(trial_id, [math.inf] * len(signs))
+                if value is not None and objective < len(signs):
+                    vector[objective] = signs[objective] * value
+            front = non_dominated(vectors)
+            rows = (
+                conn.execute(
+                    select(trials).where(trials.c.trial_id.in_(front)).order_by(trials.c.number)
+                )
+                .mappings()
+                .all()
+            )
+            return self._hydrate(conn, rows)
+
     def best(self, study_id: int) -> TrialRecord | None:
         """The completed trial with the best first-objective value, or None."""
         maximize = self.directions(study_id)[:1] == ["MAXIMIZE"]
@@ -169,6 +197,21 @@ class TrialQueries:
             )
             for r in rows
         ]
+
+
+def non_dominated(vectors: dict[int, list[float]]) -> list[int]:
+    """Keys whose vectors (to minimise) no other vector dominates; ties are all kept."""
+    front: list[tuple[int, list[float]]] = []
+    for key, vector in sorted(vectors.items(), key=lambda item: item[1]):
+        if any(_dominates(other, vector) for _, other in front):
+            continue
+        front = [(k, v) for k, v in front if not _dominates(vector, v)]
+        front.append((key, vector))
+    return [key for key, _ in front]
+
+
+def _dominates(a: list[float], b: list[float]) -> bool:
+    return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
 
 def _sortable_value() -> Any:

@@ -334,3 +334,37 @@ def test_concurrent_submissions_and_readers_on_postgres(
         assert study["attempts"] == 1
         assert study["trial_counts"]["COMPLETE"] == 1
         assert [h["status"] for h in study["history"]].count("RUNNING") == 1
+
+
+def test_whole_local_ray_killed_then_service_restart_resumes(tmp_path: Path) -> None:
+    """kill -9 of the API and of the whole local Ray: the next start resumes the study."""
+    database_url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    env = {"HPO_TOY_EPOCH_SECONDS": "0.5", "HPO_RAY_NUM_CPUS": "1"}
+    first = start_server(tmp_path, database_url, env)
+    try:
+        with httpx.Client(base_url=first.url, timeout=30) as client:
+            study_id = submit(client, toy_spec("phoenix", n_trials=4, epochs=4))
+            wait_for(
+                lambda: client.get(f"/studies/{study_id}").json()["trial_counts"]["COMPLETE"] >= 1,
+                what="a finished trial",
+            )
+        head_pid = int(first.ray_head()["pid"])
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=30)
+        os.killpg(head_pid, signal.SIGKILL)
+        wait_for(lambda: not _driver_pids(study_id), timeout_s=30, what="the driver to die")
+        second = start_server(tmp_path, database_url, env)
+    except BaseException:
+        stop_server(first)
+        raise
+    try:
+        with httpx.Client(base_url=second.url, timeout=30) as client:
+            study = wait_final(client, study_id)
+            trials = trials_of(client, study_id)
+    finally:
+        stop_server(second)
+    assert study["status"] == "SUCCEEDED", study["status_reason"]
+    assert study["attempts"] == 2
+    assert "RESUMING" in [h["status"] for h in study["history"]]
+    assert [t["state"] for t in trials].count("COMPLETE") == 4
+    assert not [t for t in trials if t["state"] == "RUNNING"]

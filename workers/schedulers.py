@@ -1,0 +1,47 @@
+"""Early-stopping schedulers: the spec's ``scheduler`` as a Ray Tune trial scheduler."""
+
+from __future__ import annotations
+
+from ray.tune.schedulers import (
+    ASHAScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    TrialScheduler,
+)
+
+from search_spaces.spec import StudySpec
+
+
+def make_scheduler(spec: StudySpec) -> TrialScheduler:
+    """ASHA, HyperBand or the median rule on the (single) objective, per epoch; else FIFO."""
+    settings = spec.scheduler
+    if settings.type == "none":
+        return FIFOScheduler()
+    metric = spec.goals[0].metric
+    mode = "max" if spec.goals[0].direction == "maximize" else "min"
+    max_epochs = spec.max_epochs()
+    if settings.type == "asha":
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            metric=metric,
+            mode=mode,
+            max_t=max_epochs,
+            grace_period=settings.grace_period,
+            reduction_factor=settings.reduction_factor,
+        )
+    if settings.type == "hyperband":
+        return HyperBandScheduler(
+            time_attr="training_iteration",
+            metric=metric,
+            mode=mode,
+            max_t=max_epochs,
+            reduction_factor=settings.reduction_factor,
+        )
+    return MedianStoppingRule(
+        time_attr="training_iteration",
+        metric=metric,
+        mode=mode,
+        grace_period=settings.grace_period,
+        min_samples_required=settings.min_samples_required,
+    )
