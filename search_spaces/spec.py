@@ -301,7 +301,11 @@ class StudySpec(_Strict):
         return self
 
     def _normalise_objectives(self) -> None:
-        if self.objective is not None and self.objectives is not None:
+        if (
+            self.objective is not None
+            and self.objectives is not None
+            and self.objective != self.objectives[0]  # a stored spec carries both, equal
+        ):
             raise FieldError(("objectives",), "give objective or objectives, not both")
         if self.objectives is None:
             self.objectives = [self.objective or Objective()]

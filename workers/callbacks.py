@@ -50,8 +50,11 @@ class StudyEvents(Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        value = (trial.last_result or {}).get(self._searcher.metric)
-        self._writer.write("trial_completed", self._about(trial, value=value))
+        result = trial.last_result or {}
+        metric = self._searcher.metric
+        names = metric if isinstance(metric, list) else [metric]
+        values = [result.get(name) for name in names]
+        self._writer.write("trial_completed", self._about(trial, values=values, value=values[0]))
 
     def on_trial_recover(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any

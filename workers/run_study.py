@@ -186,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     attempt = int(os.environ.get(ATTEMPT_ENV, "1"))
     try:
         ok, reason = run(args.study_id, database_url, results_dir, attempt)
+    except ConnectionError:
+        # Ray (or the database) is unreachable: an infrastructure failure, not the study's.
+        # No outcome line, so the service treats it like a dead driver and resumes the study.
+        traceback.print_exc()
+        return 3
     except Exception as exc:
         traceback.print_exc()
         ok, reason = False, f"study failed: {type(exc).__name__}: {exc}"

@@ -63,12 +63,11 @@ STUDIES: dict[str, dict[str, Any]] = {
         objectives=TWO_GOALS,
         search_space={**SPACE, "batch_size": {"type": "categorical", "choices": [8, 32, 128]}},
     ),
-    "tpe-again": toy("tpe", algorithm="tpe", algorithm_settings={"seed": 1, "n_startup_trials": 2}),
-    "fifo": toy("fifo", n_trials=8, epochs=6, algorithm_settings={"seed": 9}),
+    "fifo": toy("fifo", n_trials=8, epochs=4, algorithm_settings={"seed": 9}),
     "asha": toy(
         "asha",
         n_trials=8,
-        epochs=6,
+        epochs=4,
         algorithm_settings={"seed": 9},
         scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
         budget={"n_trials": 8, "max_concurrent_trials": 4},
@@ -76,7 +75,7 @@ STUDIES: dict[str, dict[str, Any]] = {
     "hyperband": toy(
         "hyperband",
         n_trials=8,
-        epochs=6,
+        epochs=4,
         algorithm_settings={"seed": 9},
         scheduler={"type": "hyperband", "reduction_factor": 2},
         budget={"n_trials": 8, "max_concurrent_trials": 4},
@@ -84,7 +83,7 @@ STUDIES: dict[str, dict[str, Any]] = {
     "median": toy(
         "median",
         n_trials=8,
-        epochs=6,
+        epochs=4,
         algorithm_settings={"seed": 9},
         scheduler={"type": "median", "grace_period": 1, "min_samples_required": 2},
     ),
@@ -147,14 +146,6 @@ def test_grid_visits_distinct_points(
     assert len(points) == 4
 
 
-def test_same_seed_same_sequence(
-    finished: dict[str, dict[str, Any]], toy_api: httpx.Client
-) -> None:
-    first = trials(toy_api, finished["tpe"]["id"])
-    again = trials(toy_api, finished["tpe-again"]["id"])
-    assert [t["params"] for t in first] == [t["params"] for t in again]
-
-
 def _epochs_run(found: list[dict[str, Any]]) -> int:
     return sum(len(t["intermediate_values"]) for t in found)
 
@@ -169,10 +160,10 @@ def test_schedulers_stop_trials_early_and_record_them_pruned(
     pruned = [t for t in found if t["state"] == "PRUNED"]
     assert pruned, f"{key} stopped no trial"
     for trial in pruned:
-        assert 0 < len(trial["intermediate_values"]) < 6
+        assert 0 < len(trial["intermediate_values"]) < 4
         assert trial["value"] == list(trial["intermediate_values"].values())[-1]
     baseline = trials(toy_api, finished["fifo"]["id"])
-    assert _epochs_run(baseline) == 8 * 6
+    assert _epochs_run(baseline) == 8 * 4
     assert _epochs_run(found) < _epochs_run(baseline)
     assert study["trial_counts"]["PRUNED"] == len(pruned)
 

@@ -193,6 +193,14 @@ def test_relative_paths_resolve_against_working_directory(
     assert spec.task.dataset.file_format == "csv"
 
 
+def test_a_validated_spec_validates_again_unchanged() -> None:
+    """The service stores the validated spec; the driver validates it again."""
+    first = validate_spec(_with(objectives=[{"metric": "eval_f1"}, {"metric": "eval_loss"}]))
+    again = validate_spec(first.model_dump(mode="json"))
+    assert again == first
+    assert [o.metric for o in again.goals] == ["eval_f1", "eval_loss"]
+
+
 def test_documented_tunables_are_all_accepted() -> None:
     for name in [
         "learning_rate",
