@@ -8,6 +8,7 @@ installation and kept in the state directory with 0600 permissions.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,14 @@ class LocalRayHead:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def temp_dir(self) -> Path:
+        """This installation's own Ray temp dir: Ray's default (/tmp/ray) is shared by every
+        cluster on the host, and drivers of one cluster then find another's session. Kept
+        short: Ray's unix sockets live under it."""
+        digest = hashlib.sha1(str(self._state_dir).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"hpo-ray-{digest}"
+
+    @property
     def _info_path(self) -> Path:
         return self._dir / "head.json"
 
@@ -109,6 +119,7 @@ class LocalRayHead:
             f"--metrics-export-port={free_port()}",
             "--include-dashboard=true",
             "--disable-usage-stats",
+            f"--temp-dir={self.temp_dir}",
         ]
         if self._num_cpus is not None:
             command.append(f"--num-cpus={self._num_cpus}")

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from ray.tune.schedulers import (
-    ASHAScheduler,
-    FIFOScheduler,
-    HyperBandScheduler,
-    MedianStoppingRule,
-    TrialScheduler,
-)
+import math
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
 
 from search_spaces.spec import StudySpec
 
@@ -31,12 +27,18 @@ def make_scheduler(spec: StudySpec) -> TrialScheduler:
             reduction_factor=settings.reduction_factor,
         )
     if settings.type == "hyperband":
-        return HyperBandScheduler(
+        # Asynchronous Hyperband: ASHA over several brackets of grace periods. Tune's
+        # synchronous HyperBandScheduler pauses trials, which needs trial checkpoints to resume.
+        ratio = max_epochs / settings.grace_period
+        brackets = max(1, int(math.log(ratio, settings.reduction_factor) + 1e-9) + 1)
+        return ASHAScheduler(
             time_attr="training_iteration",
             metric=metric,
             mode=mode,
             max_t=max_epochs,
+            grace_period=settings.grace_period,
             reduction_factor=settings.reduction_factor,
+            brackets=brackets,
         )
     return MedianStoppingRule(
         time_attr="training_iteration",

@@ -59,7 +59,7 @@ class RecordingOptunaSearch(OptunaSearch):
         if result and trial_id not in self._completed_trials:
             self._record(trial_id, result)
             if self._stopped_early(trial_id, result):
-                self._tell_pruned(trial_id)
+                self._tell_pruned(trial_id, result)
                 return
         super().on_trial_complete(trial_id, result=result, error=error)
 
@@ -69,10 +69,15 @@ class RecordingOptunaSearch(OptunaSearch):
         done = int(result.get("training_iteration", 0))
         return 0 < done < self._expected_epochs.get(trial_id, 0)
 
-    def _tell_pruned(self, trial_id: str) -> None:
+    def _tell_pruned(self, trial_id: str, result: dict[str, Any]) -> None:
         trial = self._ot_trials[trial_id]
         assert self._ot_study is not None
         try:
+            # Tune withholds the result that made the scheduler stop the trial from
+            # on_trial_result; record it, so the pruned trial's curve ends where it stopped.
+            step = int(result["training_iteration"])
+            if isinstance(self.metric, str) and self.metric in result:
+                trial.report(float(result[self.metric]), step)
             self._ot_study.tell(trial, state=TrialState.PRUNED)
         except Exception:
             log.warning("could not mark trial %s pruned", trial_id, exc_info=True)
