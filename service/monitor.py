@@ -52,7 +52,11 @@ class StudyMonitor:
         """One reconciliation pass: ended jobs, dead drivers, then the queue."""
         active = 0
         for study in self._store.with_status("RUNNING", "RESUMING"):
-            active += self._reconcile(study)
+            try:
+                active += self._reconcile(study)
+            except Exception:  # one unreachable job must not stall the others
+                log.exception("could not reconcile study %s", study.id)
+                active += 1
         for study in self._store.with_status("QUEUED")[: max(0, self._max_running - active)]:
             job_id = self._dispatcher.submit(study.id, study.attempts + 1)
             if self._store.start_attempt(study.id, ("QUEUED",), job_id):
