@@ -239,18 +239,20 @@ def _driver_pids(study_id: str) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
-@pytest.mark.server_env({"HPO_TOY_EPOCH_SECONDS": "0.5"})
+@pytest.mark.server_env({"HPO_TOY_EPOCH_SECONDS": "1"})
 def test_killed_driver_resumes_with_exact_budget(toy_server: tuple[Server, httpx.Client]) -> None:
     _, client = toy_server
-    spec = toy_spec("resumed", n_trials=6, epochs=4, budget={"n_trials": 6})
+    spec = toy_spec("resumed", n_trials=5, epochs=6, budget={"n_trials": 5})
     study_id = submit(client, spec)
-    wait_for(
-        lambda: (
-            client.get(f"/studies/{study_id}").json()["trial_counts"]["COMPLETE"] >= 2
-            and client.get(f"/studies/{study_id}").json()["trial_counts"]["RUNNING"] >= 1
-        ),
-        what="two finished trials and one running",
-    )
+
+    def early_in_a_trial_after_two_finished() -> bool:
+        counts = client.get(f"/studies/{study_id}").json()["trial_counts"]
+        running = client.get(f"/studies/{study_id}/trials", params={"state": "RUNNING"}).json()
+        return counts["COMPLETE"] >= 2 and any(
+            len(t["intermediate_values"]) < 2 for t in running["data"]
+        )
+
+    wait_for(early_in_a_trial_after_two_finished, timeout_s=180, what="a trial just started")
     for pid in _driver_pids(study_id):
         os.kill(pid, signal.SIGKILL)
     study = wait_final(client, study_id)
@@ -265,7 +267,7 @@ def test_killed_driver_resumes_with_exact_budget(toy_server: tuple[Server, httpx
     interrupted = [t for t in trials if t["state"] == "FAIL"]
     assert interrupted and all(t["error"] == "interrupted" for t in interrupted)
     complete = [t for t in trials if t["state"] == "COMPLETE"]
-    assert len(complete) == 6  # exactly n_trials finished; interrupted ones spent again
+    assert len(complete) == 5  # exactly n_trials finished; interrupted ones spent again
     # The interrupted configurations were run again.
     rerun = {tuple(sorted(t["params"].items())) for t in complete}
     assert all(tuple(sorted(t["params"].items())) in rerun for t in interrupted)
