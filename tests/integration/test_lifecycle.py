@@ -16,7 +16,14 @@ import httpx
 import optuna
 import pytest
 
-from tests.conftest import Server, attached_server, start_server, stop_server, wait_final
+from tests.conftest import (
+    Server,
+    attached_server,
+    fresh_postgres_database,
+    start_server,
+    stop_server,
+    wait_final,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -146,7 +153,7 @@ def test_studies_whose_trials_fail_end_failed_with_the_reason(
 @pytest.mark.server_env({"HPO_TOY_EPOCH_SECONDS": "0.5"})
 def test_time_budget_stops_the_study_cleanly(toy_server: tuple[Server, httpx.Client]) -> None:
     _, client = toy_server
-    spec = toy_spec("timed", epochs=4, budget={"n_trials": 200, "time_budget_s": 30})
+    spec = toy_spec("timed", epochs=4, budget={"n_trials": 200, "time_budget_s": 20})
     study = wait_final(client, submit(client, spec))
     assert study["status"] == "SUCCEEDED"
     assert "time budget" in study["status_reason"]
@@ -196,7 +203,7 @@ def test_queue_runs_studies_one_at_a_time_in_submission_order(
     toy_server: tuple[Server, httpx.Client],
 ) -> None:
     _, client = toy_server
-    ids = [submit(client, toy_spec(f"queued-{i}", n_trials=2)) for i in range(3)]
+    ids = [submit(client, toy_spec(f"queued-{i}", n_trials=1)) for i in range(3)]
     studies = [wait_final(client, study_id) for study_id in ids]
     assert [s["status"] for s in studies] == ["SUCCEEDED"] * 3
     starts = [s["started_at"] for s in studies]
@@ -273,43 +280,59 @@ def test_killed_driver_resumes_with_exact_budget(toy_server: tuple[Server, httpx
     assert all(tuple(sorted(t["params"].items())) in rerun for t in interrupted)
 
 
-def test_api_killed_mid_study_restarts_and_reconciles(tmp_path: Path) -> None:
-    """kill -9 of a server that owns its Ray head: the job goes on; a restart shows the truth."""
+def test_api_and_then_whole_ray_killed_mid_study(tmp_path: Path) -> None:
+    """kill -9 of a server that owns its Ray head: the job goes on and a restart shows the truth;
+    then kill -9 of the server and of the whole local Ray: the next start resumes the study."""
     database_url = f"sqlite:///{tmp_path / 'hpo.db'}"
     env = {"HPO_TOY_EPOCH_SECONDS": "0.5", "HPO_RAY_NUM_CPUS": "1"}
+
+    def complete(client: httpx.Client, study_id: str) -> int:
+        return int(client.get(f"/studies/{study_id}").json()["trial_counts"]["COMPLETE"])
+
     first = start_server(tmp_path, database_url, env)
+    second = third = None
     try:
         with httpx.Client(base_url=first.url, timeout=30) as client:
-            study_id = submit(client, toy_spec("survivor", n_trials=4, epochs=4))
-            wait_for(
-                lambda: client.get(f"/studies/{study_id}").json()["trial_counts"]["COMPLETE"] >= 1,
-                what="a finished trial",
-            )
+            study_id = submit(client, toy_spec("survivor", n_trials=8, epochs=4))
+            wait_for(lambda: complete(client, study_id) >= 1, what="a finished trial")
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(timeout=30)
         assert _driver_pids(study_id), "the Ray job must outlive the API process"
+
         second = start_server(tmp_path, database_url, env)
-    except BaseException:
-        stop_server(first)
-        raise
-    try:
-        with httpx.Client(base_url=second.url, timeout=30) as client:
-            study = wait_final(client, study_id)
         assert second.ray_head()["dashboard_url"] == first.ray_head()["dashboard_url"]  # reused
+        with httpx.Client(base_url=second.url, timeout=30) as client:
+            seen = complete(client, study_id)
+            assert client.get(f"/studies/{study_id}").json()["status"] == "RUNNING"
+            wait_for(lambda: complete(client, study_id) > seen, what="progress after restart")
+        head_pid = int(second.ray_head()["pid"])
+        second.process.send_signal(signal.SIGKILL)
+        second.process.wait(timeout=30)
+        os.killpg(head_pid, signal.SIGKILL)
+        for pid in _driver_pids(study_id):  # the job's driver runs in its own session
+            os.kill(pid, signal.SIGKILL)
+
+        third = start_server(tmp_path, database_url, env)
+        with httpx.Client(base_url=third.url, timeout=30) as client:
+            study = wait_final(client, study_id)
+            trials = trials_of(client, study_id)
     finally:
-        stop_server(second)
+        for running in (first, second, third):
+            if running is not None:
+                stop_server(running)
     assert study["status"] == "SUCCEEDED", study["status_reason"]
-    assert study["attempts"] == 1  # not re-run: the job kept going
-    assert study["trial_counts"]["COMPLETE"] == 4 and study["trial_counts"]["RUNNING"] == 0
+    assert study["attempts"] == 2  # the first restart did not re-run it; the Ray loss did
+    assert [h["status"] for h in study["history"]].count("RESUMING") == 1
+    assert [t["state"] for t in trials].count("COMPLETE") == 8
+    assert not [t for t in trials if t["state"] == "RUNNING"]
 
 
 @pytest.mark.postgres
-def test_concurrent_submissions_and_readers_on_postgres(
-    server: Server, postgres_url: str, tmp_path: Path
-) -> None:
+def test_concurrent_submissions_and_readers_on_postgres(server: Server, tmp_path: Path) -> None:
     """20 studies submitted at once with 100 concurrent readers: every study runs exactly once."""
     env = {"HPO_MAX_RUNNING_STUDIES": "4", "HPO_TOY_EPOCH_SECONDS": "0.05"}
     with (
+        fresh_postgres_database() as postgres_url,
         attached_server(tmp_path, postgres_url, server, env) as running,
         httpx.Client(base_url=running.url, timeout=60) as client,
     ):
@@ -336,37 +359,3 @@ def test_concurrent_submissions_and_readers_on_postgres(
         assert study["attempts"] == 1
         assert study["trial_counts"]["COMPLETE"] == 1
         assert [h["status"] for h in study["history"]].count("RUNNING") == 1
-
-
-def test_whole_local_ray_killed_then_service_restart_resumes(tmp_path: Path) -> None:
-    """kill -9 of the API and of the whole local Ray: the next start resumes the study."""
-    database_url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    env = {"HPO_TOY_EPOCH_SECONDS": "0.5", "HPO_RAY_NUM_CPUS": "1"}
-    first = start_server(tmp_path, database_url, env)
-    try:
-        with httpx.Client(base_url=first.url, timeout=30) as client:
-            study_id = submit(client, toy_spec("phoenix", n_trials=4, epochs=4))
-            wait_for(
-                lambda: client.get(f"/studies/{study_id}").json()["trial_counts"]["COMPLETE"] >= 1,
-                what="a finished trial",
-            )
-        head_pid = int(first.ray_head()["pid"])
-        first.process.send_signal(signal.SIGKILL)
-        first.process.wait(timeout=30)
-        os.killpg(head_pid, signal.SIGKILL)
-        wait_for(lambda: not _driver_pids(study_id), timeout_s=30, what="the driver to die")
-        second = start_server(tmp_path, database_url, env)
-    except BaseException:
-        stop_server(first)
-        raise
-    try:
-        with httpx.Client(base_url=second.url, timeout=30) as client:
-            study = wait_final(client, study_id)
-            trials = trials_of(client, study_id)
-    finally:
-        stop_server(second)
-    assert study["status"] == "SUCCEEDED", study["status_reason"]
-    assert study["attempts"] == 2
-    assert "RESUMING" in [h["status"] for h in study["history"]]
-    assert [t["state"] for t in trials].count("COMPLETE") == 4
-    assert not [t for t in trials if t["state"] == "RUNNING"]
