@@ -17,20 +17,13 @@ def make_scheduler(spec: StudySpec) -> TrialScheduler:
     metric = spec.goals[0].metric
     mode = "max" if spec.goals[0].direction == "maximize" else "min"
     max_epochs = spec.max_epochs()
-    if settings.type == "asha":
-        return ASHAScheduler(
-            time_attr="training_iteration",
-            metric=metric,
-            mode=mode,
-            max_t=max_epochs,
-            grace_period=settings.grace_period,
-            reduction_factor=settings.reduction_factor,
-        )
-    if settings.type == "hyperband":
-        # Asynchronous Hyperband: ASHA over several brackets of grace periods. Tune's
+    if settings.type in ("asha", "hyperband"):
+        # Hyperband runs asynchronously: ASHA over several brackets of grace periods. Tune's
         # synchronous HyperBandScheduler pauses trials, which needs trial checkpoints to resume.
-        ratio = max_epochs / settings.grace_period
-        brackets = max(1, int(math.log(ratio, settings.reduction_factor) + 1e-9) + 1)
+        brackets = 1
+        if settings.type == "hyperband":
+            ratio = max_epochs / settings.grace_period
+            brackets = max(1, int(math.log(ratio, settings.reduction_factor) + 1e-9) + 1)
         return ASHAScheduler(
             time_attr="training_iteration",
             metric=metric,
