@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -188,6 +190,27 @@ def api(server: Server) -> Iterator[httpx.Client]:
     """An HTTP client bound to the shared server."""
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
+
+
+TOY_SPACE: dict[str, Any] = {
+    "learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+    "weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
+}
+
+
+def toy_spec(name: str, n_trials: int = 3, epochs: int = 2, **extra: Any) -> dict[str, Any]:
+    """A study of the built-in analytic objective: real Ray job, Tune trials and Optuna rows."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "algorithm": "random",
+        "algorithm_settings": {"seed": 5},
+        "budget": {"n_trials": n_trials},
+        "resources_per_trial": {"num_workers": 1, "cpus_per_worker": 0.5},
+        "task": {"model": "toy", "epochs": epochs},
+        "search_space": copy.deepcopy(TOY_SPACE),
+    }
+    spec.update(extra)
+    return spec
 
 
 def wait_final(client: httpx.Client, study_id: str, timeout_s: float = 900) -> dict[str, object]:

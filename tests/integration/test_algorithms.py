@@ -3,7 +3,6 @@ studies of the cheap built-in ``toy`` objective through Ray jobs, Tune and Optun
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,14 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, attached_server, wait_final
+from tests.conftest import TOY_SPACE, Server, attached_server, toy_spec, wait_final
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SPACE: dict[str, Any] = {
-    "learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-    "weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
-}
+SPACE = TOY_SPACE
 GRID_SPACE: dict[str, Any] = {
     "learning_rate": {"type": "categorical", "choices": [1e-4, 1e-3]},
     "weight_decay": {"type": "float", "low": 0.0, "high": 0.1, "step": 0.1},
@@ -35,17 +31,7 @@ TWO_GOALS = [
 
 
 def toy(name: str, n_trials: int = 4, epochs: int = 2, **extra: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "name": name,
-        "algorithm": "random",
-        "algorithm_settings": {"seed": 4},
-        "budget": {"n_trials": n_trials},
-        "resources_per_trial": {"num_workers": 1, "cpus_per_worker": 0.5},
-        "task": {"model": "toy", "epochs": epochs},
-        "search_space": copy.deepcopy(SPACE),
-    }
-    spec.update(extra)
-    return spec
+    return toy_spec(name, n_trials, epochs, **extra)
 
 
 STUDIES: dict[str, dict[str, Any]] = {

@@ -22,28 +22,11 @@ from tests.conftest import (
     fresh_postgres_database,
     start_server,
     stop_server,
+    toy_spec,
     wait_final,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def toy_spec(name: str, n_trials: int = 3, epochs: int = 2, **extra: Any) -> dict[str, Any]:
-    """A study of the built-in analytic objective: real Ray job, Tune trials and Optuna rows."""
-    spec: dict[str, Any] = {
-        "name": name,
-        "algorithm": "random",
-        "algorithm_settings": {"seed": 5},
-        "budget": {"n_trials": n_trials},
-        "resources_per_trial": {"num_workers": 1, "cpus_per_worker": 0.5},
-        "task": {"model": "toy", "epochs": epochs},
-        "search_space": {
-            "learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-            "weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
-        },
-    }
-    spec.update(extra)
-    return spec
 
 
 def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
