@@ -339,6 +339,9 @@ def test_concurrent_submissions_and_readers_on_postgres(server: Server, tmp_path
         assert client.get("/studies", params={"limit": 100}).json()["count"] == 20
     for study in studies:
         assert study["status"] == "SUCCEEDED", study["status_reason"]
-        assert study["attempts"] == 1
-        assert study["trial_counts"]["COMPLETE"] == 1
-        assert [h["status"] for h in study["history"]].count("RUNNING") == 1
+        assert study["trial_counts"]["COMPLETE"] == 1  # run once: none lost, none doubled
+        statuses = [h["status"] for h in study["history"]]
+        # Started once; a driver that died under load may be resumed, never run side by side.
+        resumed = ["QUEUED"] + ["RUNNING", "RESUMING"] * (study["attempts"] - 1)
+        assert statuses == [*resumed, "RUNNING", "SUCCEEDED"], study["history"]
+    assert sum(s["attempts"] for s in studies) <= 22, [s["history"] for s in studies]
