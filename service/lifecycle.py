@@ -70,6 +70,9 @@ class Lifecycle:
         if optuna_id is None:
             return 0
         running = self._trials.running(optuna_id)
+        loaded = None
+        if requeue and running:
+            loaded = optuna.load_study(study_name=study.optuna_study_name, storage=self._storage)
         for trial_id, trial in running:
             self._storage.set_trial_user_attr(trial_id, "error", reason)
             try:
@@ -78,10 +81,7 @@ class Lifecycle:
                 continue
             with self._store.engine.begin() as conn:
                 add_event(conn, study.id, "trial_failed", {"number": trial.number, "error": reason})
-            if requeue and trial.params:
-                loaded = optuna.load_study(
-                    study_name=study.optuna_study_name, storage=self._storage
-                )
+            if loaded is not None and trial.params:
                 loaded.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
         return len(running)
 
