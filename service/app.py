@@ -20,6 +20,7 @@ from service.monitor import StudyMonitor
 from service.ray_head import LocalRayHead, RayEndpoint
 from service.settings import Settings
 from service.store import EventStore, StudyStore, TrialQueries
+from service.store.indexes import ensure_indexes
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         app.state.optuna_storage = optuna.storages.RDBStorage(
             settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
         )
+        ensure_indexes(engine)
         log.info("database: %s", redact_url(settings.database_url))
         head: LocalRayHead | None = None
         if dispatcher is None:

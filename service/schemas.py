@@ -87,6 +87,9 @@ class TrialsPublic(BaseModel):
 
     data: list[TrialPublic]
     count: int
+    next_cursor: str | None = Field(
+        default=None, description="Pass as ?cursor= for the next page (null on the last page)"
+    )
 
 
 class HealthPublic(BaseModel):

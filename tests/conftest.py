@@ -20,9 +20,8 @@ import httpx
 import psycopg
 import pytest
 
-from service.ray_head import free_port
+from service.local_server import REPO, Server, start_server, stop_server
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 
@@ -78,83 +77,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     with fresh_postgres_database() as url:
         yield url
-
-
-@dataclass
-class Server:
-    """A running ``hpo serve`` subprocess."""
-
-    url: str
-    database_url: str
-    state_dir: Path
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    def ray_head(self) -> dict[str, str]:
-        """The local Ray head's recorded address and this installation's token."""
-        info = json.loads((self.state_dir / "ray" / "head.json").read_text())
-        info["token"] = (self.state_dir / "ray_token").read_text().strip()
-        return info
-
-
-def start_server(root: Path, database_url: str, extra_env: dict[str, str] | None = None) -> Server:
-    """Start ``hpo serve`` on a free loopback port and wait until /healthz is ok."""
-    root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "HPO_STATE_DIR": str(root / "state"),
-        "HPO_RAY_NUM_CPUS": "2",
-        "HPO_RAY_DASHBOARD_PORT": "0",
-        "HPO_RAY_OBJECT_STORE_BYTES": str(512 * 1024**2),
-        "HPO_POLL_INTERVAL_S": "0.5",
-        **(extra_env or {}),
-    }
-    if "HPO_RAY_ADDRESS" not in env:
-        env.pop("RAY_ADDRESS", None)
-    log_path = root / "server.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--database-url",
-            database_url,
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    server = Server(f"http://127.0.0.1:{port}", database_url, root / "state", log_path, process)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    stop_server(server)
-    raise RuntimeError(f"server not healthy in time:\n{log_path.read_text()[-3000:]}")
-
-
-def stop_server(server: Server) -> None:
-    """Stop the server gracefully (it stops its Ray head), killing what is left."""
-    server.process.send_signal(signal.SIGINT)
-    try:
-        server.process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-    head = server.state_dir / "ray" / "head.json"
-    if head.exists():
-        with contextlib.suppress(ProcessLookupError, ValueError, KeyError):
-            os.killpg(int(json.loads(head.read_text())["pid"]), signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from search_spaces.spec import Problem, SpecError
+from service.store.trial_filters import QueryError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SpecError)
     async def _spec_error(_request: Request, exc: SpecError) -> JSONResponse:
         return problems_response(exc.problems)
+
+    @app.exception_handler(QueryError)
+    async def _query_error(_request: Request, exc: QueryError) -> JSONResponse:
+        return problems_response([Problem(("query", exc.field), exc.reason)])
 
     @app.exception_handler(RequestValidationError)
     async def _request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

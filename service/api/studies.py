@@ -24,9 +24,12 @@ from service.dispatcher import Dispatcher
 from service.lifecycle import Conflict
 from service.schemas import StudiesPublic, StudyPublic, TransitionPublic, study_public
 from service.store import EventStore, StudyRecord, StudyStore, TrialQueries
+from service.store.trial_filters import TRIAL_STATES, TrialFilter
+from service.store.trials import TrialSummary
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
+EMPTY = TrialSummary(dict.fromkeys(TRIAL_STATES, 0), None)
 WARM_START_LOC = ("warm_start", "from_study")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 StudyStatus = Literal["QUEUED", "RUNNING", "RESUMING", "SUCCEEDED", "FAILED", "CANCELLED"]
@@ -76,7 +79,12 @@ def list_studies(
 ) -> StudiesPublic:
     """Studies, newest first, optionally filtered by status."""
     found, count = store.page(status=status, limit=limit, offset=offset)
-    return StudiesPublic(data=[view_study(s, trials, dispatcher) for s in found], count=count)
+    summaries = trials.summaries([s.optuna_study_name for s in found])
+    views = [
+        view_study(s, trials, dispatcher, summary=summaries.get(s.optuna_study_name, EMPTY))
+        for s in found
+    ]
+    return StudiesPublic(data=views, count=count)
 
 
 @router.get("/{study_id}", response_model=StudyPublic)
@@ -130,14 +138,13 @@ def resolve_warm_start(spec: StudySpec, store: StudyStore, trials: TrialQueries)
         best = trials.pareto(optuna_id)[: spec.warm_start.top_k]
     else:
         maximize = trials.directions(optuna_id) == ["MAXIMIZE"]
-        best, _ = trials.page(
+        best = trials.page(
             optuna_id,
-            state="COMPLETE",
+            where=TrialFilter(state="COMPLETE"),
             sort="value",
             descending=maximize,
             limit=spec.warm_start.top_k,
-            offset=0,
-        )
+        ).trials
     if not best:
         raise SpecError([Problem(WARM_START_LOC, f"study {source_id!r} has no completed trial")])
     problems = [spec.point_problem(trial.params) for trial in best]
@@ -161,11 +168,11 @@ def view_study(
     trials: TrialQueries,
     dispatcher: Dispatcher,
     events: EventStore | None = None,
+    summary: TrialSummary | None = None,
 ) -> StudyPublic:
     """The public view of a study, with its trial summary (and history, if ``events``)."""
-    optuna_id = trials.study_id(study.optuna_study_name)
-    counts = trials.counts(optuna_id) if optuna_id is not None else {}
-    best = trials.best(optuna_id) if optuna_id is not None else None
+    if summary is None:
+        summary = trials.summaries([study.optuna_study_name]).get(study.optuna_study_name, EMPTY)
     job_url = dispatcher.dashboard_job_url(study.ray_job_id) if study.ray_job_id else None
     history = None
     if events is not None:
@@ -173,7 +180,7 @@ def view_study(
             TransitionPublic(status=e.data["status"], reason=e.data.get("reason"), at=e.created_at)
             for e in events.after(study.id, kind="status", limit=1000)
         ]
-    return study_public(study, counts, best.value if best else None, job_url, history)
+    return study_public(study, summary.counts, summary.best_value, job_url, history)
 
 
 def _create(

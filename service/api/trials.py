@@ -9,7 +9,14 @@ from fastapi import APIRouter, HTTPException, Query
 from service.api.studies import require_study
 from service.deps import StoreDep, TrialsDep
 from service.schemas import TrialPublic, TrialsPublic
-from service.store.trials import TRIAL_STATES
+from service.store.trial_filters import (
+    TRIAL_STATES,
+    Cursor,
+    ParamFilter,
+    QueryError,
+    SortKey,
+    TrialFilter,
+)
 
 router = APIRouter(prefix="/studies", tags=["trials"])
 
@@ -23,12 +30,28 @@ def list_trials(
     store: StoreDep,
     trials: TrialsDep,
     state: TrialState | None = None,
-    sort: Literal["number", "value"] = "number",
-    order: Literal["asc", "desc"] | None = None,
+    value_min: float | None = Query(None, description="First objective ≥ this"),
+    value_max: float | None = Query(None, description="First objective ≤ this"),
+    param: Annotated[
+        list[str] | None,
+        Query(
+            max_length=200,
+            description="name:value (equal) or name:low:high (a range; one bound may be empty); "
+            "repeat for several",
+        ),
+    ] = None,
+    sort: SortKey = "number",
+    order: Literal["asc", "desc"] | None = Query(
+        None, description="Default: best first for value, ascending otherwise"
+    ),
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
 ) -> TrialsPublic:
-    """Trials filtered by state, sorted by number or value (best first by default), paginated."""
+    """Trials filtered by state, value and parameter ranges, sorted by number, value or
+    duration, paginated by keyset (``cursor``) or ``offset``."""
     study = require_study(store, study_id)
     optuna_id = trials.study_id(study.optuna_study_name)
     if optuna_id is None:
@@ -38,10 +61,28 @@ def list_trials(
         descending = sort == "value" and maximize
     else:
         descending = order == "desc"
-    page, count = trials.page(
-        optuna_id, state=state, sort=sort, descending=descending, limit=limit, offset=offset
+    if cursor and offset:
+        raise QueryError("offset", "give either cursor or offset, not both")
+    where = TrialFilter(
+        state=state,
+        value_min=value_min,
+        value_max=value_max,
+        params=tuple(ParamFilter.parse(p) for p in param or []),
     )
-    return TrialsPublic(data=[TrialPublic.of(t) for t in page], count=count)
+    found = trials.page(
+        optuna_id,
+        where=where,
+        sort=sort,
+        descending=descending,
+        limit=limit,
+        offset=offset,
+        cursor=Cursor.decode(cursor) if cursor else None,
+    )
+    return TrialsPublic(
+        data=[TrialPublic.of(t) for t in found.trials],
+        count=found.total,
+        next_cursor=found.next_cursor.encode() if found.next_cursor else None,
+    )
 
 
 @router.get("/{study_id}/best", response_model=TrialPublic | TrialsPublic)

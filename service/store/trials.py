@@ -7,12 +7,11 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from optuna.distributions import json_to_distribution
-from optuna.storages._rdb.models import TrialValueModel
 from optuna.trial import TrialState
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine, and_, func, select
 
 from service.store.optuna_tables import (
     studies,
@@ -23,9 +22,17 @@ from service.store.optuna_tables import (
     trial_values,
     trials,
 )
-
-TRIAL_STATES = ("RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL")
-SortKey = Literal["number", "value"]
+from service.store.trial_filters import (
+    TRIAL_STATES,
+    Cursor,
+    QueryError,
+    SortKey,
+    TrialFilter,
+    after,
+    conditions,
+    sort_key,
+    sortable_value,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,23 @@ class TrialRecord:
         if self.datetime_start and self.datetime_complete:
             return (self.datetime_complete - self.datetime_start).total_seconds()
         return None
+
+
+@dataclass(frozen=True)
+class TrialPage:
+    """A page of trials, the number of trials the filter matched, and the next page's cursor."""
+
+    trials: list[TrialRecord]
+    total: int
+    next_cursor: Cursor | None
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """A study's trial counts by state and best first-objective value."""
+
+    counts: dict[str, int]
+    best_value: float | None
 
 
 class TrialQueries:
@@ -129,40 +153,113 @@ class TrialQueries:
     def best(self, study_id: int) -> TrialRecord | None:
         """The completed trial with the best first-objective value, or None."""
         maximize = self.directions(study_id)[:1] == ["MAXIMIZE"]
-        page, _ = self.page(
-            study_id, state="COMPLETE", sort="value", descending=maximize, limit=1, offset=0
+        found = self.page(
+            study_id,
+            where=TrialFilter(state="COMPLETE"),
+            sort="value",
+            descending=maximize,
+            limit=1,
         )
-        return page[0] if page else None
+        return found.trials[0] if found.trials else None
 
     def page(
         self,
         study_id: int,
         *,
-        state: str | None,
-        sort: SortKey,
-        descending: bool,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[TrialRecord], int]:
-        """One page of trials in the requested order, and the filtered total."""
-        where = [trials.c.study_id == study_id]
-        if state:
-            where.append(trials.c.state == TrialState[state])
-        query = select(trials).where(*where)
-        if sort == "value":
-            value = _sortable_value()
-            query = query.outerjoin(
-                trial_values,
-                and_(trial_values.c.trial_id == trials.c.trial_id, trial_values.c.objective == 0),
-            )
-            key = value.desc() if descending else value.asc()
-            query = query.order_by(key.nulls_last(), trials.c.number)
-        else:
-            query = query.order_by(trials.c.number.desc() if descending else trials.c.number)
+        where: TrialFilter = TrialFilter(),
+        sort: SortKey = "number",
+        descending: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+        cursor: Cursor | None = None,
+    ) -> TrialPage:
+        """One page of filtered trials ordered by ``sort`` (then number), and the filtered total.
+
+        ``cursor`` (from the previous page) continues by keyset, so deep pages cost no more
+        than the first; ``offset`` is the simple alternative.
+        """
+        if cursor is not None and (cursor.sort, cursor.descending) != (sort, descending):
+            raise QueryError("cursor", "it was issued for another sort or order")
         with self._engine.connect() as conn:
+            clauses = conditions(conn, study_id, where)
+            key = sort_key(sort, self._engine.dialect.name)
+            joined = trials
+            if sort == "value" or where.value_min is not None or where.value_max is not None:
+                joined = trials.outerjoin(
+                    trial_values,
+                    and_(
+                        trial_values.c.trial_id == trials.c.trial_id,
+                        trial_values.c.objective == 0,
+                    ),
+                )
+            query = select(trials, key.label("sort_key")).select_from(joined).where(*clauses)
+            if cursor is not None:
+                query = query.where(after(key, cursor))
+            if sort == "number":
+                query = query.order_by(trials.c.number.desc() if descending else trials.c.number)
+            else:
+                ordered = key.desc() if descending else key.asc()
+                query = query.order_by(ordered.nulls_last(), trials.c.number)
             rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
-            total = conn.execute(select(func.count()).select_from(trials).where(*where))
-            return self._hydrate(conn, rows), int(total.scalar_one())
+            total = conn.execute(select(func.count()).select_from(joined).where(*clauses))
+            records = self._hydrate(conn, rows)
+        next_cursor = None
+        if len(rows) == limit:
+            last = rows[-1]
+            last_key = None if last["sort_key"] is None else float(last["sort_key"])
+            next_cursor = Cursor(sort, descending, last_key, int(last["number"]))
+        return TrialPage(records, int(total.scalar_one()), next_cursor)
+
+    def summaries(self, names: list[str]) -> dict[str, TrialSummary]:
+        """Trial counts and best first-objective value of many studies, in three queries."""
+        if not names:
+            return {}
+        with self._engine.connect() as conn:
+            ids: dict[str, int] = dict(
+                conn.execute(
+                    select(studies.c.study_name, studies.c.study_id).where(
+                        studies.c.study_name.in_(names)
+                    )
+                ).all()
+            )
+            if not ids:
+                return {}
+            counts: dict[int, dict[str, int]] = {
+                i: dict.fromkeys(TRIAL_STATES, 0) for i in ids.values()
+            }
+            query = (
+                select(trials.c.study_id, trials.c.state, func.count())
+                .where(trials.c.study_id.in_(ids.values()))
+                .group_by(trials.c.study_id, trials.c.state)
+            )
+            for study_id, state, n in conn.execute(query):
+                counts[study_id][_name(state)] = int(n)
+            value = sortable_value()
+            maximize = {
+                study_id
+                for study_id, direction in conn.execute(
+                    select(study_directions.c.study_id, study_directions.c.direction).where(
+                        study_directions.c.study_id.in_(ids.values()),
+                        study_directions.c.objective == 0,
+                    )
+                )
+                if _name(direction) == "MAXIMIZE"
+            }
+            query = (
+                select(trials.c.study_id, func.max(value), func.min(value))
+                .join(trial_values, trial_values.c.trial_id == trials.c.trial_id)
+                .where(
+                    trials.c.study_id.in_(ids.values()),
+                    trials.c.state == TrialState.COMPLETE,
+                    trial_values.c.objective == 0,
+                )
+                .group_by(trials.c.study_id)
+            )
+            best = {s: (hi if s in maximize else lo) for s, hi, lo in conn.execute(query)}
+        return {
+            name: TrialSummary(counts[study_id], _unclamp(best.get(study_id)))
+            for name, study_id in ids.items()
+        }
 
     def _hydrate(self, conn: Any, rows: Any) -> list[TrialRecord]:
         ids = [r["trial_id"] for r in rows]
@@ -214,13 +311,11 @@ def _dominates(a: list[float], b: list[float]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
 
-def _sortable_value() -> Any:
-    kind = TrialValueModel.TrialValueType
-    return case(
-        (trial_values.c.value_type == kind.INF_POS, 1e308),
-        (trial_values.c.value_type == kind.INF_NEG, -1e308),
-        else_=trial_values.c.value,
-    )
+def _unclamp(value: float | None) -> float | None:
+    """Undo the ±1e308 stand-ins for infinities."""
+    if value is not None and abs(value) >= 1e308:
+        return math.copysign(math.inf, value)
+    return value
 
 
 def _name(member: Any) -> str:

@@ -163,6 +163,48 @@ def test_bad_query_parameters_are_422(client: TestClient) -> None:
     assert client.get("/studies?status=SLEEPING").status_code == 422
 
 
+def test_trial_filters_and_cursors_over_http(client: TestClient) -> None:
+    created = client.post("/studies", json=SPEC).json()
+    storage = client.app.state.optuna_storage  # type: ignore[attr-defined]
+    study = optuna.load_study(study_name=created["optuna_study_name"], storage=storage)
+    lr = optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)
+    for i in range(9):
+        trial = study.ask({"learning_rate": lr})
+        study.tell(trial, 0.1 * (i % 4))
+    url = f"/studies/{created['id']}/trials"
+    seen, cursor = [], None
+    while True:
+        page = client.get(url, params={"sort": "value", "limit": 4, "cursor": cursor}).json()
+        assert page["count"] == 9
+        seen += [(t["value"], t["number"]) for t in page["data"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == sorted(seen, key=lambda vn: (-vn[0], vn[1]))  # best first, no repeats
+    ranged = client.get(url, params={"value_min": 0.15, "value_max": 0.25}).json()
+    assert {t["value"] for t in ranged["data"]} == {0.2} and ranged["count"] == 2
+    low = min(t.params["learning_rate"] for t in study.trials)
+    only = client.get(url, params={"param": f"learning_rate::{low}"}).json()
+    assert [t["params"]["learning_rate"] for t in only["data"]] == [low]
+    for query, field in (
+        ({"param": "nope:1"}, "param"),
+        ({"param": "learning_rate"}, "param"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"cursor": page["next_cursor"] or "x", "offset": 2}, "offset"),
+        (
+            {
+                "sort": "number",
+                "cursor": client.get(url, params={"sort": "value", "limit": 1}).json()[
+                    "next_cursor"
+                ],
+            },
+            "cursor",
+        ),
+    ):
+        response = client.get(url, params=query)
+        assert response.status_code == 422, query
+        assert response.json()["detail"][0]["field"] == f"query.{field}", query
+
+
 def test_best_is_404_until_a_trial_completes_then_matches_trials(client: TestClient) -> None:
     created = client.post("/studies", json=SPEC).json()
     assert client.get(f"/studies/{created['id']}/best").status_code == 404

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from service.db import make_engine, metadata
 from service.store import EventStore, StudyStore, TrialQueries
+from service.store.trial_filters import TrialFilter
 
 pytestmark = pytest.mark.postgres
 
@@ -112,22 +113,21 @@ def test_trial_queries_agree_with_optuna(database_url: str, engine: Engine, dire
     expected = sorted(complete, key=lambda t: t.value or 0.0, reverse=direction == "maximize")
     seen: list[int] = []
     for offset in range(0, len(complete), 3):
-        page, total = queries.page(
+        page = queries.page(
             study_id,
-            state="COMPLETE",
+            where=TrialFilter(state="COMPLETE"),
             sort="value",
             descending=direction == "maximize",
             limit=3,
             offset=offset,
         )
-        assert total == len(complete)
-        seen.extend(t.number for t in page)
+        assert page.total == len(complete)
+        seen.extend(t.number for t in page.trials)
     assert seen == [t.number for t in expected]
 
-    everything, total = queries.page(
-        study_id, state=None, sort="number", descending=True, limit=100, offset=0
-    )
-    assert total == len(frozen)
+    found = queries.page(study_id, sort="number", descending=True, limit=100)
+    everything = found.trials
+    assert found.total == len(frozen) and found.next_cursor is None
     assert [t.number for t in everything] == sorted((t.number for t in frozen), reverse=True)
     by_number = {t.number: t for t in frozen}
     for trial in everything:
