@@ -62,6 +62,7 @@ class Lifecycle:
             raise Conflict(f"study {study.id} is {study.status}; cancel it before deleting it")
         if self._trials.study_id(study.optuna_study_name) is not None:
             optuna.delete_study(study_name=study.optuna_study_name, storage=self._storage)
+            self._trials.forget(study.optuna_study_name)
         self._store.delete(study.id, self._events)
 
     def fail_running_trials(self, study: StudyRecord, reason: str, *, requeue: bool) -> int:

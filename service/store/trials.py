@@ -78,29 +78,55 @@ class TrialSummary:
     best_value: float | None
 
 
+CACHE_SIZE = 10_000
+
+
 class TrialQueries:
     """Queries over one database's Optuna tables."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # Study name → id and id → directions never change while a study exists.
+        self._ids: dict[str, int] = {}
+        self._directions: dict[int, tuple[str, ...]] = {}
 
     def study_id(self, study_name: str) -> int | None:
         """Optuna's integer id of a study name, or None if Optuna has not created it yet."""
+        if study_name in self._ids:
+            return self._ids[study_name]
         with self._engine.connect() as conn:
             found = conn.execute(
                 select(studies.c.study_id).where(studies.c.study_name == study_name)
             ).scalar_one_or_none()
-        return int(found) if found is not None else None
+        if found is None:
+            return None
+        if len(self._ids) >= CACHE_SIZE:
+            self._ids.clear()
+        self._ids[study_name] = int(found)
+        return int(found)
+
+    def forget(self, study_name: str) -> None:
+        """Drop a deleted study from the id cache."""
+        study_id = self._ids.pop(study_name, None)
+        if study_id is not None:
+            self._directions.pop(study_id, None)
 
     def directions(self, study_id: int) -> list[str]:
         """Objective directions ("MAXIMIZE"/"MINIMIZE"), in objective order."""
+        if study_id in self._directions:
+            return list(self._directions[study_id])
         query = (
             select(study_directions.c.direction)
             .where(study_directions.c.study_id == study_id)
             .order_by(study_directions.c.objective)
         )
         with self._engine.connect() as conn:
-            return [_name(d) for d in conn.execute(query).scalars()]
+            found = [_name(d) for d in conn.execute(query).scalars()]
+        if found:  # a study's directions never change once it exists
+            if len(self._directions) >= CACHE_SIZE:
+                self._directions.clear()
+            self._directions[study_id] = tuple(found)
+        return found
 
     def counts(self, study_id: int) -> dict[str, int]:
         """Number of trials in each state."""
@@ -172,6 +198,7 @@ class TrialQueries:
         limit: int = 100,
         offset: int = 0,
         cursor: Cursor | None = None,
+        with_total: bool = True,
     ) -> TrialPage:
         """One page of filtered trials ordered by ``sort`` (then number), and the filtered total.
 
@@ -201,14 +228,17 @@ class TrialQueries:
                 ordered = key.desc() if descending else key.asc()
                 query = query.order_by(ordered.nulls_last(), trials.c.number)
             rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
-            total = conn.execute(select(func.count()).select_from(joined).where(*clauses))
+            total = len(rows)
+            if with_total:
+                count = select(func.count()).select_from(joined).where(*clauses)
+                total = int(conn.execute(count).scalar_one())
             records = self._hydrate(conn, rows)
         next_cursor = None
         if len(rows) == limit:
             last = rows[-1]
             last_key = None if last["sort_key"] is None else float(last["sort_key"])
             next_cursor = Cursor(sort, descending, last_key, int(last["number"]))
-        return TrialPage(records, int(total.scalar_one()), next_cursor)
+        return TrialPage(records, total, next_cursor)
 
     def summaries(self, names: list[str]) -> dict[str, TrialSummary]:
         """Trial counts and best first-objective value of many studies, in three queries."""
