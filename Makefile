@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format clean
+.PHONY: install demo test test-fast lint format clean bench bench-search
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,14 +26,25 @@ test: $(STAMP) lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
+# The CPU benchmarks (figures printed and written to bench/results/); about 20 min on 2 cores.
+bench: $(STAMP)
+	$(BIN)/python bench/query_scale.py
+	$(BIN)/python bench/api_load.py
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/dispatch_overhead.py
+
+# Grid vs random vs TPE vs TPE+ASHA on SST-2 with MiniLM (about 30 min per seed on 2 cores).
+bench-search: $(STAMP)
+	$(BIN)/python bench/search_compare.py --seeds 0 --resume
+
 lint: $(STAMP)
-	$(BIN)/ruff check service workers search_spaces tests
-	$(BIN)/ruff format --check service workers search_spaces tests
+	$(BIN)/ruff check service workers search_spaces tests bench
+	$(BIN)/ruff format --check service workers search_spaces tests bench
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix service workers search_spaces tests
-	$(BIN)/ruff format service workers search_spaces tests
+	$(BIN)/ruff check --fix service workers search_spaces tests bench
+	$(BIN)/ruff format service workers search_spaces tests bench
 
 clean:
 	rm -rf $(VENV) .hpo hpo.db hpo.db-* .pytest_cache .mypy_cache .ruff_cache

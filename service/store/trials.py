@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from optuna.distributions import json_to_distribution
+from optuna.storages._rdb.models import TrialValueModel
 from optuna.trial import TrialState
 from sqlalchemy import Engine, and_, func, select
 
@@ -31,7 +32,6 @@ from service.store.trial_filters import (
     after,
     conditions,
     sort_key,
-    sortable_value,
 )
 
 
@@ -177,16 +177,36 @@ class TrialQueries:
             return self._hydrate(conn, rows)
 
     def best(self, study_id: int) -> TrialRecord | None:
-        """The completed trial with the best first-objective value, or None."""
+        """The completed trial with the best first-objective value (lowest number on ties).
+
+        Walks the (objective, value) index from the best end, so its cost does not grow with
+        the study; infinite values (stored as NULL, rare) are looked up first.
+        """
         maximize = self.directions(study_id)[:1] == ["MAXIMIZE"]
-        found = self.page(
-            study_id,
-            where=TrialFilter(state="COMPLETE"),
-            sort="value",
-            descending=maximize,
-            limit=1,
+        kind = TrialValueModel.TrialValueType
+        value = trial_values.c.value
+        infinite = select(trial_values.c.trial_id).where(
+            trial_values.c.objective == 0,
+            value.is_(None),
+            trial_values.c.value_type == (kind.INF_POS if maximize else kind.INF_NEG),
         )
-        return found.trials[0] if found.trials else None
+        finite = (
+            select(trials)
+            .select_from(trial_values.join(trials, trials.c.trial_id == trial_values.c.trial_id))
+            .where(complete_trial(study_id), trial_values.c.objective == 0, value.is_not(None))
+            .order_by(value.desc() if maximize else value.asc(), trials.c.number)
+        )
+        with self._engine.connect() as conn:
+            queries = [finite]
+            ids = list(conn.execute(infinite).scalars())
+            if ids:
+                among = select(trials).where(complete_trial(study_id), trials.c.trial_id.in_(ids))
+                queries.insert(0, among.order_by(trials.c.number))
+            for query in queries:
+                rows = conn.execute(query.limit(1)).mappings().all()
+                if rows:
+                    return self._hydrate(conn, rows)[0]
+        return None
 
     def page(
         self,
@@ -241,7 +261,7 @@ class TrialQueries:
         return TrialPage(records, total, next_cursor)
 
     def summaries(self, names: list[str]) -> dict[str, TrialSummary]:
-        """Trial counts and best first-objective value of many studies, in three queries."""
+        """Trial counts (one query for all) and best first-objective value of many studies."""
         if not names:
             return {}
         with self._engine.connect() as conn:
@@ -264,30 +284,9 @@ class TrialQueries:
             )
             for study_id, state, n in conn.execute(query):
                 counts[study_id][_name(state)] = int(n)
-            value = sortable_value()
-            maximize = {
-                study_id
-                for study_id, direction in conn.execute(
-                    select(study_directions.c.study_id, study_directions.c.direction).where(
-                        study_directions.c.study_id.in_(ids.values()),
-                        study_directions.c.objective == 0,
-                    )
-                )
-                if _name(direction) == "MAXIMIZE"
-            }
-            query = (
-                select(trials.c.study_id, func.max(value), func.min(value))
-                .join(trial_values, trial_values.c.trial_id == trials.c.trial_id)
-                .where(
-                    trials.c.study_id.in_(ids.values()),
-                    trials.c.state == TrialState.COMPLETE,
-                    trial_values.c.objective == 0,
-                )
-                .group_by(trials.c.study_id)
-            )
-            best = {s: (hi if s in maximize else lo) for s, hi, lo in conn.execute(query)}
+        best = {study_id: self.best(study_id) for study_id in ids.values()}
         return {
-            name: TrialSummary(counts[study_id], _unclamp(best.get(study_id)))
+            name: TrialSummary(counts[study_id], _value(best[study_id]))
             for name, study_id in ids.items()
         }
 
@@ -326,6 +325,11 @@ class TrialQueries:
         ]
 
 
+def complete_trial(study_id: int) -> Any:
+    """The WHERE clause of a study's COMPLETE trials."""
+    return and_(trials.c.study_id == study_id, trials.c.state == TrialState.COMPLETE)
+
+
 def non_dominated(vectors: dict[int, list[float]]) -> list[int]:
     """Keys whose vectors (to minimise) no other vector dominates; ties are all kept."""
     front: list[tuple[int, list[float]]] = []
@@ -341,11 +345,8 @@ def _dominates(a: list[float], b: list[float]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
 
-def _unclamp(value: float | None) -> float | None:
-    """Undo the ±1e308 stand-ins for infinities."""
-    if value is not None and abs(value) >= 1e308:
-        return math.copysign(math.inf, value)
-    return value
+def _value(trial: TrialRecord | None) -> float | None:
+    return trial.value if trial is not None else None
 
 
 def _name(member: Any) -> str:

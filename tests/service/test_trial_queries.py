@@ -96,6 +96,9 @@ def test_keyset_pages_match_brute_force_order(
     study_id = queries.study_id(study.study_name)
     assert study_id is not None
     frozen = study.get_trials(deepcopy=False)
+    best = queries.best(study_id)
+    assert best is not None and best.number == study.best_trial.number
+    assert best.value == (math.inf if direction == "maximize" else -math.inf)
     for sort in ("number", "value", "duration"):
         for descending in (False, True):
             walked = _walk(queries, study_id, sort=sort, descending=descending)
