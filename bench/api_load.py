@@ -83,7 +83,8 @@ def measure(url: str, study_id: str, args: argparse.Namespace) -> list[dict[str,
             rows.append(row)
             print(
                 f"{name:7s} {clients:3d} clients: {row['requests_per_s']:7.1f} req/s, "
-                f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, {row['errors']} errors {row['failures'] or ''}",
+                f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
+                f"{row['errors']} errors {row['failures'] or ''}",
                 flush=True,
             )
     return rows

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

@@ -7,11 +7,12 @@ import json
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from search_spaces.spec import Dataset
+
+if TYPE_CHECKING:
+    import torch
 
 SYNTHETIC = "synthetic-sentiment"
 
@@ -362,6 +363,8 @@ def collate(batch_ids: list[list[int]], labels: list[int], pad_id: int) -> dict[
     Returns:
         ``input_ids`` and ``attention_mask`` of shape (batch, longest), and ``labels``.
     """
+    import torch  # here, so that the study driver tokenises without importing torch
+
     longest = max((len(ids) for ids in batch_ids), default=0)
     padded = [ids + [pad_id] * (longest - len(ids)) for ids in batch_ids]
     mask = [[1] * len(ids) + [0] * (longest - len(ids)) for ids in batch_ids]

@@ -28,6 +28,7 @@ def maybe_fail(trial_number: int | None, trial_dir: str) -> None:
         return
     index = trial_number
     marker = Path(trial_dir) / ".hpo_attempts"
+    marker.parent.mkdir(parents=True, exist_ok=True)
     attempt = int(marker.read_text()) + 1 if marker.exists() else 1
     marker.write_text(str(attempt))
     if attempt <= int(options.get("failures", 1)):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 from pathlib import Path
-from typing import Any
-
-import torch
-import transformers
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from typing import TYPE_CHECKING, Any
 
 from workers.tiny_bert import build_tiny_bert_tokenizer, tiny_bert_config
+
+# torch and transformers' models are imported where they are used: the study driver builds only
+# tokenizers, and the tiny BERT's tokenizer needs neither (seconds of imports per study).
+if TYPE_CHECKING:
+    import torch
 
 TINY_BERT = "tiny-bert"
 MINILM = "minilm-l6"
@@ -81,6 +82,8 @@ def build_tokenizer(model: str) -> Any:
     """
     if model == TINY_BERT:
         return build_tiny_bert_tokenizer()
+    from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(model_path(model))
 
 
@@ -99,6 +102,10 @@ def build_model(model: str, num_labels: int, dropout: float, seed: int) -> torch
     Returns:
         The model, on the CPU, in training mode.
     """
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
     torch.manual_seed(seed)
     if model == TINY_BERT:
         built = AutoModelForSequenceClassification.from_config(

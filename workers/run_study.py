@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 import traceback
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     from search_spaces.converters import search_space_for_optuna, to_grid, trial_hyperparameters
     from workers.callbacks import FailureBudget, StudyEvents
     from workers.events import EventWriter
+    from workers.overhead import import_tensorboardx_without_torch
     from workers.schedulers import make_scheduler
     from workers.search import RecordingOptunaSearch
     from workers.study_source import load_study
@@ -86,6 +86,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, context=context), trial_resources(spec)
     )
+    import_tensorboardx_without_torch()  # before Tune's TensorBoard logger imports it
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -94,6 +95,10 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
             max_concurrent_trials=spec.budget.max_concurrent_trials,
             time_budget_s=time_left,
             scheduler=make_scheduler(spec),
+            # A trial's actor process serves the next trial (not after an error): saves a
+            # process start and its imports per trial. All trials of a study need the same
+            # resources; a trial's state lives in its function, not in the process.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=f"study-{study_id}-attempt-{attempt}",
@@ -199,4 +204,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from workers.overhead import exit_now
+
+    exit_now(main())

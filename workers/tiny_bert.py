@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import functools
 import string
+from typing import TYPE_CHECKING
 
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
-from transformers import BertConfig, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from workers.data import synthetic_words
+
+if TYPE_CHECKING:
+    from transformers import BertConfig
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -88,6 +92,8 @@ def tiny_bert_config(num_labels: int, dropout: float) -> BertConfig:
     Returns:
         The BERT config.
     """
+    from transformers import BertConfig  # imports torch: only where a model is built
+
     config = BertConfig(
         vocab_size=len(tiny_vocab()),
         hidden_size=64,

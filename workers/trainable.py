@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -30,7 +31,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Tune function trainable: fine-tune with the sampled ``config`` and report every epoch."""
     hp = trial_hyperparameters(context.spec, config)
     trial = tune.get_context()
-    maybe_fail(config.get(TRIAL_NUMBER_KEY), trial.get_trial_dir())
+    # Attempts are counted per Tune trial id: a trial's directory differs between a fresh and
+    # a reused actor process.
+    attempts_dir = Path(context.storage_path) / "attempts" / trial.get_trial_id()
+    maybe_fail(config.get(TRIAL_NUMBER_KEY), str(attempts_dir))
     if context.spec.task.model == "toy":
         run_toy(hp, report=tune.report)
         return
@@ -48,6 +52,10 @@ def _fit_distributed(hp: dict[str, Any], context: TrialContext) -> None:
     import ray.train
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
+
+    from workers.overhead import apply_train_env_defaults
+
+    apply_train_env_defaults()  # before the trainer: Ray Train reads them when it starts
 
     resources = context.spec.resources_per_trial
     trial_name = tune.get_context().get_trial_name()
