@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from service.db import make_engine, metadata, studies_table  # noqa: E402
-from service.local_server import start_server, stop_server  # noqa: E402
+from service.local_server import fresh_postgres_database, start_server, stop_server  # noqa: E402
 from service.store import TrialQueries  # noqa: E402
 from service.store.indexes import ensure_indexes  # noqa: E402
 from service.store.optuna_tables import (  # noqa: E402
@@ -56,7 +56,6 @@ from service.store.optuna_tables import (  # noqa: E402
 from service.store.trial_filters import Cursor  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
-PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 LR = FloatDistribution(1e-5, 1e-2, log=True)
 OPTIMIZER = CategoricalDistribution(["adamw", "sgd"])
 
@@ -231,16 +230,8 @@ def database(kind: str, root: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{root / f'query-scale-{uuid.uuid4().hex[:6]}.db'}"
         return
-    import psycopg
-
-    name = f"hpo_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def run_case(kind: str, n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Start and stop an ``hpo serve`` subprocess on a loopback port (tests, benchmarks)."""
+"""Local infrastructure for tests and benchmarks: an ``hpo serve`` subprocess on a loopback
+port, and fresh PostgreSQL databases on this machine's server."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 
 from service.ray_head import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -88,3 +93,39 @@ def stop_server(server: Server) -> None:
     if head.exists():
         with contextlib.suppress(ProcessLookupError, ValueError, KeyError):
             os.killpg(int(json.loads(head.read_text())["pid"]), signal.SIGKILL)
+
+
+def _ensure_postgres_running() -> None:
+    """Start the machine's PostgreSQL cluster if it is down (CI machines may have it stopped)."""
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+        return
+    except psycopg.OperationalError:
+        pass
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if versions:
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
+            check=False,
+        )
+    for _ in range(30):
+        try:
+            psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+            return
+        except psycopg.OperationalError:
+            time.sleep(1)
+    raise RuntimeError("PostgreSQL on 127.0.0.1:5432 is not reachable and could not be started")
+
+
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (SQLAlchemy URL), dropped afterwards."""
+    _ensure_postgres_running()
+    name = f"hpo_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -4,59 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from service.local_server import REPO, Server, start_server, stop_server
+from service.local_server import (
+    REPO,
+    Server,
+    fresh_postgres_database,
+    start_server,
+    stop_server,
+)
 
 SHARED_DATA = REPO.parent / "shared" / "data"
-PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
-
-
-def _ensure_postgres_running() -> None:
-    """Start the machine's PostgreSQL cluster if it is down (CI machines may have it stopped)."""
-    try:
-        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
-        return
-    except psycopg.OperationalError:
-        pass
-    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    if versions:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
-            check=False,
-        )
-    for _ in range(30):
-        try:
-            psycopg.connect(PG_ADMIN, connect_timeout=3).close()
-            return
-        except psycopg.OperationalError:
-            time.sleep(1)
-    raise RuntimeError("PostgreSQL on 127.0.0.1:5432 is not reachable and could not be started")
-
-
-@contextlib.contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database (SQLAlchemy URL), dropped afterwards."""
-    _ensure_postgres_running()
-    name = f"hpo_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

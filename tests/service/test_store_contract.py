@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import optuna
 import pytest
 from sqlalchemy import Engine
 
-from service.db import make_engine, metadata
 from service.store import EventStore, StudyStore, TrialQueries
 from service.store.trial_filters import TrialFilter
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
 
 
 def _optuna_study(url: str, name: str, direction: str = "maximize") -> optuna.Study:

@@ -4,7 +4,6 @@ own view of the stored trials, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -12,20 +11,11 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import Engine, inspect
 
-from service.db import make_engine, metadata
 from service.store import TrialQueries
 from service.store.indexes import INDEXES, ensure_indexes
 from service.store.trial_filters import Cursor, ParamFilter, QueryError, TrialFilter
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
 
 
 def _study(url: str, name: str, direction: str = "maximize") -> optuna.Study:
