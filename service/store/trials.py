@@ -223,7 +223,8 @@ class TrialQueries:
         """One page of filtered trials ordered by ``sort`` (then number), and the filtered total.
 
         ``cursor`` (from the previous page) continues by keyset, so deep pages cost no more
-        than the first; ``offset`` is the simple alternative.
+        than the first; ``offset`` is the simple alternative. ``with_total=False`` skips the
+        count query and reports the page's own length as ``total``.
         """
         if cursor is not None and (cursor.sort, cursor.descending) != (sort, descending):
             raise QueryError("cursor", "it was issued for another sort or order")

@@ -246,3 +246,25 @@ def test_openapi_documents_the_spec_body(client: TestClient) -> None:
 
 def test_health(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "database": True, "ray": True}
+
+
+def test_start_up_adds_the_query_indexes_to_an_existing_database(
+    tmp_path: Path, dispatcher: RecordingDispatcher
+) -> None:
+    from sqlalchemy import create_engine, inspect, text
+
+    from service.store.indexes import INDEXES
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    optuna.storages.RDBStorage(url).engine.dispose()  # a database Optuna made before us
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for index in INDEXES:
+            conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
+    settings = Settings(database_url=url, state_dir=tmp_path / "state", poll_interval_s=0.05)
+    with TestClient(create_app(settings, dispatcher=dispatcher)):
+        inspector = inspect(engine)
+        tables = ("trials", "trial_values")
+        present = {i["name"] for table in tables for i in inspector.get_indexes(table)}
+    engine.dispose()
+    assert {str(index.name) for index in INDEXES} <= present
