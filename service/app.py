@@ -17,6 +17,8 @@ from service.db import make_engine, metadata, redact_url
 from service.dispatcher import Dispatcher, RayJobDispatcher
 from service.lifecycle import Lifecycle
 from service.monitor import StudyMonitor
+from service.observability import install_observability
+from service.ray_address import jobs_api_url
 from service.ray_head import LocalRayHead, RayEndpoint
 from service.settings import Settings
 from service.store import EventStore, StudyStore, TrialQueries
@@ -86,14 +88,13 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     )
     app.include_router(api_router)
     install_error_handlers(app)
+    install_observability(app)
     return app
 
 
 def _connect_ray(settings: Settings) -> tuple[RayEndpoint, LocalRayHead | None]:
     if settings.ray_address:
-        address = settings.ray_address
-        if "://" not in address:
-            address = f"http://{address}"
+        address = jobs_api_url(settings.ray_address, settings.ray_auth_token)
         return RayEndpoint(
             address, settings.ray_auth_token, settings.worker_python or "python"
         ), None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,8 +20,8 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         default=None,
         validation_alias=AliasChoices("HPO_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
-        description="Ray dashboard/Jobs address (http://host:8265) of an existing cluster; "
-        "unset starts a local head.",
+        description="Existing cluster: its dashboard (http://host:8265) or a Ray Client "
+        "address (ray://host:10001); unset starts a local head.",
     )
     ray_auth_token: str | None = Field(default=None, description="Token of an existing cluster.")
     state_dir: Path = Path(".hpo")
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     dashboard_public_url: str | None = Field(
         default=None, description="Ray dashboard URL to show users, if it differs."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="`hpo serve` logs: one JSON object per line, or text."
     )
 
     @field_validator("database_url")

@@ -1,0 +1,130 @@
+"""optuna-dashboard, served by the service under ``/dashboard`` on the service's own database.
+
+optuna-dashboard's single-page app expects to own the root of its origin: its page lives at
+``/dashboard`` (the React router's prefix is the constant "/dashboard"), while its page loads
+``/static/bundle.js`` and its API client calls ``/api/...`` with an empty base URL (see
+``optuna_dashboard/index.html`` and the ``ApiClient`` in ``public/bundle.js``). Mounted under
+``/dashboard`` here, its pages map onto its own ``/dashboard`` route, ``/dashboard/static/`` and
+``/dashboard/api/`` onto its ``/static/`` and ``/api/``, and the page is served with its script
+under ``/dashboard/static/`` and a one-line shim (a same-origin script, allowed by the page's
+Content-Security-Policy) that prefixes the app's ``/api/`` calls with ``/dashboard``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from starlette.types import Receive, Scope, Send
+
+PREFIX = "/dashboard"
+SHIM_PATH = "/hpo-api-prefix.js"
+SHIM = b"""// optuna-dashboard calls its API at /api/...; here it is mounted under /dashboard.
+(function () {
+  var fetch = window.fetch.bind(window);
+  window.fetch = function (input, init) {
+    if (typeof input === "string" && input.indexOf("/api/") === 0) input = "/dashboard" + input;
+    return fetch(input, init);
+  };
+})();
+"""
+_OWN_PATHS = ("/api/", "/static/")
+
+log = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class DashboardApp:
+    """ASGI app for the ``/dashboard`` mount. ``storage`` is called on the first request: the
+    Optuna storage is made in the service's lifespan, after the routes are built."""
+
+    def __init__(self, storage: Callable[[], Any]) -> None:
+        self._storage = storage
+        self._asgi: Any = None  # a2wsgi's WSGIMiddleware (its typing is stricter than Starlette's)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._asgi is None:
+            import optuna_dashboard
+
+            wsgi: Any = _PrefixedDashboard(optuna_dashboard.wsgi(self._storage()))
+            self._asgi = WSGIMiddleware(wsgi, workers=4)
+        await self._asgi(scope, receive, send)
+
+
+class _PrefixedDashboard:
+    """WSGI wrapper: maps the mount's paths onto optuna-dashboard's and rewrites its page."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self._app = app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        environ["wsgi.errors"] = _ERRORS  # Bottle writes tracebacks there: into the log instead
+        path = environ.get("PATH_INFO", "") or "/"
+        if path == SHIM_PATH:
+            start_response(
+                "200 OK",
+                [
+                    ("Content-Type", "text/javascript; charset=utf-8"),
+                    ("Content-Length", str(len(SHIM))),
+                    ("Cache-Control", "no-cache"),
+                ],
+            )
+            return [SHIM]
+        if path.startswith(_OWN_PATHS):
+            return self._app(environ, start_response)
+        # Every other path is a page of the app: its own /dashboard/... route.
+        environ = {**environ, "SCRIPT_NAME": "", "PATH_INFO": PREFIX + path.rstrip("/")}
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured.update(status=status, headers=headers)
+            return lambda _data: None
+
+        chunks = self._app(environ, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        status, headers = captured["status"], captured["headers"]
+        content_type = dict((k.lower(), v) for k, v in headers).get("content-type", "")
+        if status.startswith("200") and content_type.startswith("text/html"):
+            body = _rewrite_page(body)
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
+
+
+def _rewrite_page(html: bytes) -> bytes:
+    script = b'<script defer src="/static/'
+    if script not in html:
+        log.warning("optuna-dashboard's page has no %s: not rewritten", script.decode())
+    return html.replace(
+        script,
+        b'<script src="' + PREFIX.encode() + SHIM_PATH.encode() + b'"></script>\n    '
+        b'<script defer src="' + PREFIX.encode() + b"/static/",
+    )
+
+
+class _LogStream:
+    """A ``wsgi.errors`` stream that writes to the log (one line per write)."""
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            log.error("optuna-dashboard: %s", text.rstrip())
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        return None
+
+
+_ERRORS = _LogStream()

@@ -1,0 +1,77 @@
+"""``/metrics`` in Prometheus format: HTTP requests and latency per handler (by
+prometheus-fastapi-instrumentator) and the service's own gauges, read from the database at
+scrape time: studies by status, Optuna trials by state, the queue length."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_fastapi_instrumentator import Instrumentator
+from sqlalchemy import Engine, func, select
+
+from service.db import studies_table
+from service.store.optuna_tables import studies as optuna_studies
+from service.store.optuna_tables import trials
+from service.store.trial_filters import TRIAL_STATES
+
+STUDY_STATES = ("QUEUED", "RUNNING", "RESUMING", "SUCCEEDED", "FAILED", "CANCELLED")
+
+
+class StudyCollector(Collector):
+    """``hpo_studies{status}``, ``hpo_trials{state}`` and ``hpo_queue_length``, evaluated on
+    every scrape (two grouped counts). ``engine`` is a callable: the engine is made in the app's
+    lifespan, after the collector is registered."""
+
+    def __init__(self, engine: Callable[[], Engine | None]) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        engine = self._engine()
+        if engine is None:  # scraped before start-up finished
+            return
+        by_status = select(studies_table.c.status, func.count()).group_by(studies_table.c.status)
+        # Trials of this service's studies only (the database may hold other Optuna studies).
+        by_state = (
+            select(trials.c.state, func.count())
+            .select_from(
+                trials.join(optuna_studies, trials.c.study_id == optuna_studies.c.study_id)
+            )
+            .join(studies_table, studies_table.c.optuna_study_name == optuna_studies.c.study_name)
+            .group_by(trials.c.state)
+        )
+        with engine.connect() as conn:
+            statuses = {str(s): int(n) for s, n in conn.execute(by_status)}
+            states = {str(getattr(s, "name", s)): int(n) for s, n in conn.execute(by_state)}
+        studies = GaugeMetricFamily("hpo_studies", "Studies by status.", labels=["status"])
+        for status in STUDY_STATES:
+            studies.add_metric([status], statuses.get(status, 0))
+        yield studies
+        trial_gauge = GaugeMetricFamily(
+            "hpo_trials", "Optuna trials of the service's studies by state.", labels=["state"]
+        )
+        for state in TRIAL_STATES:
+            trial_gauge.add_metric([state], states.get(state, 0))
+        yield trial_gauge
+        yield GaugeMetricFamily(
+            "hpo_queue_length", "Studies waiting to start (QUEUED).", statuses.get("QUEUED", 0)
+        )
+
+
+def install_metrics(app: FastAPI) -> CollectorRegistry:
+    """Instrument ``app`` and expose ``/metrics`` (not in the OpenAPI schema) from a registry
+    of its own, so several apps in one process do not clash."""
+    registry = CollectorRegistry()
+    Instrumentator(excluded_handlers=["/metrics"], registry=registry).instrument(app).expose(
+        app, include_in_schema=False
+    )
+    registry.register(StudyCollector(lambda: _engine(app)))
+    return registry
+
+
+def _engine(app: FastAPI) -> Engine | None:
+    store = getattr(app.state, "store", None)
+    return store.engine if store is not None else None
