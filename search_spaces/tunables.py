@@ -55,3 +55,7 @@ TRIAL_NUMBER_KEY = "hpo_trial_number"
 
 # Keys of a trial's report that are bookkeeping, not objectives.
 REPORT_KEYS = (*METRICS, "epoch")
+
+# Where a trial ran (strings, stored with its metrics): the Ray node id, that node's IP and its
+# host name. For a DDP trial: where its first training worker (rank 0) ran.
+NODE_KEYS = ("worker_node_id", "worker_node_ip", "worker_hostname")

@@ -9,7 +9,7 @@ from typing import Any
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces.tunables import REPORT_KEYS, TRIAL_NUMBER_KEY
+from search_spaces.tunables import NODE_KEYS, REPORT_KEYS, TRIAL_NUMBER_KEY
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +18,10 @@ class RecordingOptunaSearch(OptunaSearch):
     """``OptunaSearch`` plus bookkeeping users want from SQL.
 
     Every result's metrics land in the trial's ``metrics`` user attribute (Optuna itself keeps
-    only the objective per step). A trial that fails for good is told FAIL only once its error
-    text is known (``record_failure``, called by the driver's callback right after), so the text
-    is stored with the trial as the ``error`` user attribute.
+    only the objective per step), with where the trial ran (``NODE_KEYS``, strings). A trial that
+    fails for good is told FAIL only once its error text is known (``record_failure``, called by
+    the driver's callback right after), so the text is stored with the trial as the ``error``
+    user attribute.
     """
 
     metric_keys = REPORT_KEYS
@@ -109,7 +110,8 @@ class RecordingOptunaSearch(OptunaSearch):
             for key in REPORT_KEYS
             if isinstance(result.get(key), int | float) and math.isfinite(float(result[key]))
         }
+        location = {key: str(result[key]) for key in NODE_KEYS if result.get(key)}
         try:
-            trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr("metrics", {**metrics, **location})
         except Exception:  # a finished trial is immutable; never let bookkeeping kill the study
             log.warning("could not store metrics of trial %s", trial_id, exc_info=True)

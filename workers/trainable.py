@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from ray import tune
 
 from search_spaces.converters import trial_hyperparameters
 from search_spaces.spec import StudySpec
-from search_spaces.tunables import TRIAL_NUMBER_KEY
+from search_spaces.tunables import NODE_KEYS, TRIAL_NUMBER_KEY
 from workers.faults import maybe_fail
 from workers.toy import run_toy
 
@@ -36,14 +38,14 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     attempts_dir = Path(context.storage_path) / "attempts" / trial.get_trial_id()
     maybe_fail(config.get(TRIAL_NUMBER_KEY), str(attempts_dir))
     if context.spec.task.model == "toy":
-        run_toy(hp, report=tune.report)
+        run_toy(hp, report=with_location(tune.report))
         return
     resources = context.spec.resources_per_trial
     if resources.num_workers == 1:
         from workers.train_loop import run_training
 
         data = ray.get(context.data_refs[0])
-        run_training(hp, data, context.spec.task.model, report=tune.report)
+        run_training(hp, data, context.spec.task.model, report=with_location(tune.report))
         return
     _fit_distributed(hp, context)
 
@@ -97,9 +99,29 @@ def _train_worker(config: dict[str, Any]) -> None:
         config["hp"],
         data,
         config["model"],
-        report=lambda metrics: ray.train.report(metrics),
+        report=with_location(ray.train.report),
         device=get_device(),
     )
+
+
+def node_location() -> dict[str, str]:
+    """Where this process runs (the keys of ``NODE_KEYS``): its Ray node id, the node's IP and
+    the host name."""
+    location = {
+        "worker_node_id": ray.get_runtime_context().get_node_id(),
+        "worker_node_ip": ray.util.get_node_ip_address(),
+        "worker_hostname": socket.gethostname(),
+    }
+    assert tuple(location) == NODE_KEYS
+    return location
+
+
+def with_location(report: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """``report`` that adds :func:`node_location` to every result, so the study driver stores
+    where each trial ran with its metrics (Tune's own ``node_ip``/``hostname`` name the trial's
+    actor, not a DDP trial's workers; on one host they do not tell nodes apart)."""
+    location = node_location()
+    return lambda metrics: report({**metrics, **location})
 
 
 def trial_resources(spec: StudySpec) -> dict[str, float]:
