@@ -1,31 +1,27 @@
-"""``hpo``: serve the API, submit studies, follow them and read the best trial."""
+"""``hpo``: serve the API, validate and submit studies, follow them, query and plot them.
+
+The commands live in ``service.commands``; this module adds ``serve``, ``validate`` and ``demo``
+and is the console entry point.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
 import typer
-from rich.console import Console
 
 from service.client import ApiError, Client
-
-app = typer.Typer(help="Hyperparameter search for fine-tuning runs.", no_args_is_help=True)
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-UrlOpt = Annotated[str, typer.Option("--url", envvar="HPO_URL", help="Service URL.")]
-DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False)
-    return typer.Exit(code)
+from service.commands import actions, plots, reads  # noqa: F401  (registers their commands)
+from service.commands.common import Failure, app, connect, out, read_text
+from service.commands.progress import follow
+from service.schemas import TrialsPublic
 
 
 @app.command()
@@ -36,13 +32,18 @@ def serve(
         str | None, typer.Option(help="sqlite:///… or postgresql+psycopg://…")
     ] = None,
     ray_address: Annotated[
-        str | None, typer.Option(help="Ray dashboard address of an existing cluster.")
+        str | None, typer.Option(help="Existing cluster: http://HEAD:8265 or ray://HEAD:10001.")
+    ] = None,
+    log_format: Annotated[
+        Literal["json", "text"] | None,
+        typer.Option(help="Log lines as JSON objects (default) or text; env HPO_LOG_FORMAT."),
     ] = None,
 ) -> None:
     """Start the API (and a local Ray head unless --ray-address/RAY_ADDRESS is given)."""
     import uvicorn
 
     from service.app import create_app
+    from service.observability.logs import configure_logging
     from service.settings import Settings
 
     overrides: dict[str, object] = {"host": host, "port": port}
@@ -50,8 +51,11 @@ def serve(
         overrides["database_url"] = database_url
     if ray_address:
         overrides["ray_address"] = ray_address
+    if log_format:
+        overrides["log_format"] = log_format
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    configure_logging(settings.log_format)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None)
 
 
 @app.command()
@@ -61,42 +65,10 @@ def validate(file: Annotated[Path, typer.Argument(help="Study spec (YAML or JSON
     from search_spaces.spec import SpecError, validate_spec
 
     try:
-        spec = validate_spec(parse_text(_read(file), yaml_syntax=file.suffix != ".json"))
+        spec = validate_spec(parse_text(read_text(file), yaml_syntax=file.suffix != ".json"))
     except (SpecSyntaxError, SpecError) as exc:
-        raise _fail(f"{file}: {exc}") from None
+        raise Failure(f"{file}: {exc}") from None
     out.print(f"{file}: valid ({spec.algorithm}, {spec.budget.n_trials} trials)")
-
-
-@app.command()
-def submit(
-    file: Annotated[Path, typer.Argument(help="Study spec (YAML or JSON).")],
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the study to its end.")] = False,
-    url: UrlOpt = DEFAULT_URL,
-) -> None:
-    """Submit a study; prints its id (with --wait, follows it and exits 1 if it fails)."""
-    with _client(url) as client:
-        study = client.submit(_read(file), yaml_syntax=file.suffix != ".json")
-        out.print(study.id)
-        if wait:
-            final = _follow(client, study.id)
-            if final != "SUCCEEDED":
-                raise typer.Exit(1)
-
-
-@app.command()
-def status(study_id: str, url: UrlOpt = DEFAULT_URL) -> None:
-    """Show a study's status and trial counts."""
-    with _client(url) as client:
-        study = client.study(study_id)
-    out.print_json(study.model_dump_json(exclude={"spec"}))
-
-
-@app.command()
-def best(study_id: str, url: UrlOpt = DEFAULT_URL) -> None:
-    """Show the best trial of a study."""
-    with _client(url) as client:
-        trial = client.best(study_id)
-    out.print_json(trial.model_dump_json())
 
 
 @app.command()
@@ -105,8 +77,6 @@ def demo(
     spec: Annotated[Path | None, typer.Option(help="Study file.")] = None,
 ) -> None:
     """Start the service on its defaults, run the quickstart study end to end, show the best."""
-    import subprocess
-
     from search_spaces.loader import ready_spec_path
 
     spec = spec or ready_spec_path("quickstart")
@@ -121,17 +91,24 @@ def demo(
         stderr=subprocess.STDOUT,
     )
     try:
-        with _client(url) as client:
+        with connect(url) as client:
             _wait_healthy(client, server)
-            study = client.submit(_read(spec))
+            study = client.submit(read_text(spec))
             out.print(f"submitted study {study.id}; Ray dashboard: {_dashboard(client, study.id)}")
-            final = _follow(client, study.id)
-            if final != "SUCCEEDED":
+            final = follow(client, study.id, out)
+            if final.status != "SUCCEEDED":
                 raise typer.Exit(1)
-            trial = client.best(study.id)
-            out.print(f"[bold]best trial #{trial.number}[/]: value {trial.value}")
-            out.print_json(json.dumps({"params": trial.params, "metrics": trial.metrics}))
-            out.print(f"the trials are in ./hpo.db (Optuna study {_optuna_name(client, study.id)})")
+            found = client.best(study.id)
+            trials = found.data if isinstance(found, TrialsPublic) else [found]
+            for trial in trials:
+                out.print(
+                    f"[bold]best trial #{trial.number}[/]: value {trial.values or trial.value}"
+                )
+                out.print_json(json.dumps({"params": trial.params, "metrics": trial.metrics}))
+            out.print(
+                f"the trials are in ./hpo.db (Optuna study {final.optuna_study_name}); "
+                f"next: hpo trials {study.id} --url {url}, or browse {url}/dashboard"
+            )
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -146,64 +123,18 @@ def _dashboard(client: Client, study_id: str) -> str:
     return "(not started yet)"
 
 
-def _optuna_name(client: Client, study_id: str) -> str:
-    return client.study(study_id).optuna_study_name
-
-
-def _wait_healthy(client: Client, server: object, timeout_s: float = 180) -> None:
+def _wait_healthy(client: Client, server: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if getattr(server, "poll")() is not None:  # noqa: B009
-            raise _fail("the server exited during start-up (see .hpo/demo-server.log)")
+        if server.poll() is not None:
+            raise Failure("the server exited during start-up (see .hpo/demo-server.log)")
         try:
             if client.health().get("status") == "ok":
                 return
         except (httpx.HTTPError, ApiError):
             pass
         time.sleep(1)
-    raise _fail(f"the server did not become healthy within {timeout_s:.0f} s")
-
-
-def _follow(client: Client, study_id: str) -> str:
-    last = ""
-    while True:
-        study = client.study(study_id)
-        counts = study.trial_counts
-        line = (
-            f"{study.status}: {counts.get('COMPLETE', 0)} complete, "
-            f"{counts.get('RUNNING', 0)} running, {counts.get('FAIL', 0)} failed; "
-            f"best {study.best_value}"
-        )
-        if line != last:
-            out.print(line, highlight=False)
-            last = line
-        if study.status in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            if study.status_reason:
-                out.print(study.status_reason, highlight=False)
-            return study.status
-        time.sleep(2)
-
-
-def _read(file: Path) -> str:
-    try:
-        return file.read_text()
-    except OSError as exc:
-        raise _fail(f"cannot read {file}: {exc.strerror}") from None
-
-
-class _client:
-    def __init__(self, url: str) -> None:
-        self._client = Client(url)
-
-    def __enter__(self) -> Client:
-        return self._client
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, _tb: object) -> None:
-        self._client.close()
-        if isinstance(exc, ApiError):
-            raise _fail(str(exc))
-        if isinstance(exc, httpx.HTTPError):
-            raise _fail(f"cannot reach the service: {exc}")
+    raise Failure(f"the server did not become healthy within {timeout_s:.0f} s")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
 
 def test_unreachable_server_is_one_line() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = runner.invoke(app, ["status", "abc", "--url", url])
+    result = runner.invoke(app, ["show", "abc", "--url", url])
     assert result.exit_code == 1
     assert "cannot reach the service" in result.output
     assert "Traceback" not in result.output

@@ -1,0 +1,1 @@
+"""The ``hpo`` CLI's commands, one module per kind (reads, actions, progress, plots)."""

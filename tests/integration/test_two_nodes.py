@@ -1,0 +1,245 @@
+"""A real two-node Ray cluster on loopback: two ``ray start`` processes (a head and a worker
+node, one CPU each, token auth), the service attached to it by its ``ray://`` address and token,
+and a study
+whose trials must land on both nodes.
+
+Only this test's own processes are stopped: each node runs ``ray start --block`` in its own
+session (killed as a process group), and whatever is left is found by the cluster's unique
+token in the process environment and killed by PID. ``ray stop`` is never run: it would stop
+every Ray cluster on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from search_spaces.tunables import NODE_KEYS
+from service.local_server import REPO, start_server, stop_server
+from service.ray_head import RayEndpoint, free_port, jobs_api_ready
+from tests.conftest import toy_spec, wait_final
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RAY = str(Path(sys.executable).parent / "ray")
+OBJECT_STORE_BYTES = 100 * 1024**2
+
+
+@dataclass
+class Cluster:
+    """A running two-node cluster started by this test."""
+
+    token: str
+    temp_dir: Path
+    log_dir: Path
+    gcs_address: str = ""
+    dashboard_url: str = ""
+    client_address: str = ""
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
+        env.pop("RAY_ADDRESS", None)
+        return env
+
+    def start_node(self, name: str, args: list[str]) -> None:
+        """``ray start --block …`` in its own session, logging to ``<log_dir>/<name>.log``."""
+        log = (self.log_dir / f"{name}.log").open("wb")
+        self.processes.append(
+            subprocess.Popen(
+                [RAY, "start", "--block", "--disable-usage-stats", *args],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def status(self) -> str:
+        """``ray status`` of this cluster (by its GCS address, with its token)."""
+        result = subprocess.run(
+            [RAY, "status", f"--address={self.gcs_address}"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return result.stdout + result.stderr
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+            for path in sorted(self.log_dir.glob("*.log"))
+        )
+
+
+def active_node_ids(status: str) -> set[str]:
+    """Node ids (hex, as ``get_node_id()`` returns them) listed under "Active:" by ray status."""
+    active = status.split("Active:", 1)[-1].split("Pending:", 1)[0] if "Active:" in status else ""
+    return set(re.findall(r"^\s*\d+\s+node_([0-9a-f]+)\s*$", active, flags=re.MULTILINE))
+
+
+def _processes_with_token(token: str) -> list[int]:
+    """PIDs of this user's processes whose environment holds RAY_AUTH_TOKEN=<token>: every Ray
+    process of this cluster (raylets, GCS, workers, job drivers) and nothing else."""
+    needle = f"RAY_AUTH_TOKEN={token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    """SIGTERM each node's process group (worker node first), then SIGKILL what is left of the
+    groups and of every process carrying the cluster's token; fails if anything survives."""
+    for process in reversed(cluster.processes):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+
+    def groups_gone() -> bool:
+        for process in cluster.processes:
+            process.poll()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, 0)
+                return False
+        return True
+
+    _wait(groups_gone, 10)
+    for process in cluster.processes:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    for pid in _processes_with_token(cluster.token):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for process in cluster.processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+    _wait(lambda: not _processes_with_token(cluster.token), 10)
+    left = _processes_with_token(cluster.token)
+    assert not left, f"Ray processes of the test cluster survived: {left}"
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
+    """A head node and a worker node, 1 CPU each, on 127.0.0.1 with token auth."""
+    # Ray's unix sockets live under the temp dir: keep its path short (not under tmp_path).
+    temp_dir = Path(tempfile.mkdtemp(prefix="hpo-2n-"))
+    cluster = Cluster(secrets.token_hex(32), temp_dir, tmp_path)
+    gcs_port, dashboard_port = free_port(), free_port()
+    cluster.gcs_address = f"127.0.0.1:{gcs_port}"
+    cluster.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
+    client_port = free_port()
+    cluster.client_address = f"ray://127.0.0.1:{client_port}"
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0"]
+    common.append(f"--object-store-memory={OBJECT_STORE_BYTES}")
+    try:
+        cluster.start_node(
+            "head",
+            [
+                "--head",
+                f"--port={gcs_port}",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard_port}",
+                "--include-dashboard=true",
+                f"--ray-client-server-port={client_port}",
+                f"--dashboard-agent-listen-port={free_port()}",
+                f"--metrics-export-port={free_port()}",
+                f"--temp-dir={temp_dir}",
+                *common,
+            ],
+        )
+        endpoint = RayEndpoint(cluster.dashboard_url, cluster.token, sys.executable)
+        assert _wait(lambda: jobs_api_ready(endpoint), 180), f"head not up\n{cluster.logs()}"
+        cluster.start_node(
+            "worker",
+            [
+                f"--address={cluster.gcs_address}",
+                f"--dashboard-agent-listen-port={free_port()}",
+                f"--metrics-export-port={free_port()}",
+                *common,
+            ],
+        )
+        assert _wait(lambda: len(active_node_ids(cluster.status())) == 2, 180), (
+            f"the worker node did not join\n{cluster.status()}\n{cluster.logs()}"
+        )
+        yield cluster
+    finally:
+        try:
+            stop_cluster(cluster)
+        finally:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_trials_run_on_both_nodes(two_nodes: Cluster, tmp_path: Path) -> None:
+    status = two_nodes.status()
+    nodes = active_node_ids(status)
+    assert len(nodes) == 2, status
+    assert re.search(r"/2\.0 CPU", status), status  # one CPU per node
+
+    env = {  # by its Ray Client address, as after `ray start --head`; resolved to the dashboard
+        "HPO_RAY_ADDRESS": two_nodes.client_address,
+        "HPO_RAY_AUTH_TOKEN": two_nodes.token,
+        "HPO_WORKER_PYTHON": sys.executable,
+        "HPO_TOY_EPOCH_SECONDS": "1.0",  # long enough trials that two always run at once
+    }
+    server = start_server(tmp_path / "server", f"sqlite:///{tmp_path / 'hpo.db'}", env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            health = client.get("/healthz").json()
+            assert health == {"status": "ok", "database": True, "ray": True}, health
+            # 1 CPU per trial, one CPU per node, two at a time: the two trials running at
+            # once cannot share a node. The study driver itself reserves no CPU.
+            spec = toy_spec(
+                "two-nodes",
+                epochs=4,
+                budget={"n_trials": 6, "max_concurrent_trials": 2},
+                resources_per_trial={"num_workers": 1, "cpus_per_worker": 1},
+            )
+            response = client.post("/studies", json=spec)
+            assert response.status_code == 201, response.text
+            study_id = response.json()["id"]
+            study = wait_final(client, study_id, timeout_s=600)
+            assert str(study["dashboard_url"]).startswith(two_nodes.dashboard_url), study
+            assert study["status"] == "SUCCEEDED", (study, server.log_path.read_text()[-3000:])
+            trials = client.get(f"/studies/{study_id}/trials", params={"limit": 100}).json()
+    finally:
+        stop_server(server)
+
+    completed = [t for t in trials["data"] if t["state"] == "COMPLETE"]
+    assert len(completed) == 6, trials
+    for trial in completed:
+        assert set(NODE_KEYS) <= set(trial["metrics"]), trial["metrics"]
+        assert trial["metrics"]["worker_node_ip"], trial["metrics"]
+        assert trial["metrics"]["worker_hostname"], trial["metrics"]
+        assert isinstance(trial["metrics"]["eval_accuracy"], float)
+    used = {t["metrics"]["worker_node_id"] for t in completed}
+    assert used == nodes, f"trials ran on {used}, the cluster's nodes are {nodes}"
