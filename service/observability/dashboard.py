@@ -8,6 +8,9 @@ optuna-dashboard's single-page app expects to own the root of its origin: its pa
 ``/dashboard/api/`` onto its ``/static/`` and ``/api/``, and the page is served with its script
 under ``/dashboard/static/`` and a one-line shim (a same-origin script, allowed by the page's
 Content-Security-Policy) that prefixes the app's ``/api/`` calls with ``/dashboard``.
+
+The mount is read-only: optuna-dashboard's API can also create, rename and delete studies and
+tell trials, which would change studies behind the service's back; those calls get a 405.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ SHIM = b"""// optuna-dashboard calls its API at /api/...; here it is mounted und
 })();
 """
 _OWN_PATHS = ("/api/", "/static/")
+_READ_METHODS = ("GET", "HEAD")
+READ_ONLY = b"the dashboard is read-only here: change studies through the service's API"
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,16 @@ class _PrefixedDashboard:
     ) -> Iterable[bytes]:
         environ["wsgi.errors"] = _ERRORS  # Bottle writes tracebacks there: into the log instead
         path = environ.get("PATH_INFO", "") or "/"
+        if environ.get("REQUEST_METHOD", "GET") not in _READ_METHODS:
+            start_response(
+                "405 Method Not Allowed",
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(READ_ONLY))),
+                    ("Allow", ", ".join(_READ_METHODS)),
+                ],
+            )
+            return [READ_ONLY]
         if path == SHIM_PATH:
             start_response(
                 "200 OK",

@@ -283,6 +283,26 @@ def test_dashboard_api_reads_the_service_database(local: TestClient) -> None:
     assert "/dashboard" not in local.get("/openapi.json").text
 
 
+def test_dashboard_is_read_only(local: TestClient) -> None:
+    study_id = local.post("/studies", json=SPEC).json()["id"]
+    name = local.get(f"/studies/{study_id}").json()["optuna_study_name"]
+    summaries = local.get("/dashboard/api/studies").json()["study_summaries"]
+    optuna_id = next(s["study_id"] for s in summaries if s["study_name"] == name)
+    writes = [
+        ("DELETE", f"/dashboard/api/studies/{optuna_id}"),
+        ("POST", f"/dashboard/api/studies/{optuna_id}/rename"),
+        ("POST", "/dashboard/api/studies"),
+        ("PUT", f"/dashboard/api/studies/{optuna_id}/note"),
+    ]
+    for method, path in writes:
+        response = local.request(method, path, json={"study_name": "x"})
+        assert response.status_code == 405, (method, path, response.text)
+        assert "read-only" in response.text
+    after = local.get("/dashboard/api/studies").json()["study_summaries"]
+    assert name in [s["study_name"] for s in after]
+    assert local.get(f"/studies/{study_id}").status_code == 200
+
+
 def test_dashboard_errors_go_to_the_log(caplog: pytest.LogCaptureFixture) -> None:
     def failing(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         environ["wsgi.errors"].write("Traceback (most recent call last):\n  boom\n")
