@@ -7,3 +7,8 @@ RESULTS_DIR_ENV = "HPO_RESULTS_DIR"
 OUTCOME_PREFIX = "hpo-outcome: "
 EVENTS_TABLE = "hpo_study_events"
 ATTEMPT_ENV = "HPO_STUDY_ATTEMPT"
+# Saved models: <results dir>/artifacts/<study id>/best/ holds the best trial's model (and
+# hpo_trial.json), written by the study driver and served by the service.
+ARTIFACTS_DIR = "artifacts"
+BEST_DIR = "best"
+TRIAL_INFO_FILE = "hpo_trial.json"

@@ -32,6 +32,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     from search_spaces.algorithms import make_sampler
     from search_spaces.constraints import MetricConstraints
     from search_spaces.converters import search_space_for_optuna, to_grid, trial_hyperparameters
+    from workers.artifacts import BestModelKeeper
     from workers.callbacks import FailureBudget, StudyEvents
     from workers.events import EventWriter
     from workers.overhead import import_tensorboardx_without_torch
@@ -51,9 +52,11 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     spent, failed_before = _spent_budget(storage, stored.optuna_study_name)
     remaining = spec.budget.n_trials - spent
     time_left = _time_left(spec.budget.time_budget_s, stored.started_at)
-    if remaining <= 0:
-        return True, f"study finished: {spent} trials finished (nothing left to run)"
-    if time_left is not None and time_left <= 0:
+    artifacts = _artifacts_dir(spec, results_dir, study_id)
+    if remaining <= 0 or (time_left is not None and time_left <= 0):
+        _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts)
+        if remaining <= 0:
+            return True, f"study finished: {spent} trials finished (nothing left to run)"
         return True, f"study finished: time budget reached after {spent} trials"
 
     ray.init(log_to_driver=True)
@@ -82,7 +85,15 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     events = StudyEvents(writer, searcher)
     failure_limit = spec.budget.max_failed_trials
     stopper = FailureBudget(events, failure_limit - failed_before if failure_limit else None)
-    context = TrialContext(spec, (data_ref,), str(results_dir / f"study-{study_id}"))
+    context = TrialContext(
+        spec,
+        (data_ref,),
+        str(results_dir / f"study-{study_id}"),
+        str(artifacts) if artifacts is not None else None,
+    )
+    callbacks: list[Any] = [events]  # the keeper after events: a failure is told Optuna first
+    if artifacts is not None:
+        callbacks.append(BestModelKeeper(storage, stored.optuna_study_name, artifacts))
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, context=context), trial_resources(spec)
     )
@@ -104,7 +115,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
             name=f"study-{study_id}-attempt-{attempt}",
             storage_path=str(results_dir),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            callbacks=[events],
+            callbacks=callbacks,
             stop=stopper,
             verbose=1,
         ),
@@ -113,6 +124,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     grid = tuner.fit()
     searcher.finish_pending("stopped: the experiment ended before the trial finished")
     writer.close()
+    _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts)
     results = [grid[i] for i in range(len(grid))]
     completed = sum(1 for r in results if r.error is None)
     failed = len(results) - completed
@@ -131,6 +143,29 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
             f"({failed} failed in this attempt)"
         )
     return True, f"study finished: {spent + completed} trials completed, {failed} failed"
+
+
+def _artifacts_dir(spec: Any, results_dir: Path, study_id: str) -> Path | None:
+    """Where the study's trials save their models; None for the toy objective (no model) and
+    for a results dir that is a URI (s3://…: trials save to local paths only)."""
+    if spec.task.model == "toy" or ":/" in str(results_dir):
+        return None
+    from workers.artifacts import study_artifacts_dir
+
+    return study_artifacts_dir(results_dir, study_id)
+
+
+def _keep_best_model(storage: Any, study_name: str, study_id: str, artifacts: Path | None) -> None:
+    """Keep only the best trial's model, as ``best/`` (never fails the study)."""
+    if artifacts is None:
+        return
+    from workers.artifacts import keep_best
+
+    try:
+        kept = keep_best(storage, study_name, study_id, artifacts)
+        log.info("best model: %s", kept or "none saved")
+    except Exception:
+        log.warning("could not keep the best model", exc_info=True)
 
 
 def _spent_budget(storage: Any, study_name: str) -> tuple[int, int]:

@@ -18,10 +18,11 @@ class RecordingOptunaSearch(OptunaSearch):
     """``OptunaSearch`` plus bookkeeping users want from SQL.
 
     Every result's metrics land in the trial's ``metrics`` user attribute (Optuna itself keeps
-    only the objective per step), with where the trial ran (``NODE_KEYS``, strings). A trial that
-    fails for good is told FAIL only once its error text is known (``record_failure``, called by
-    the driver's callback right after), so the text is stored with the trial as the ``error``
-    user attribute.
+    only the objective per step), with where the trial ran (``NODE_KEYS``, strings) and, from the
+    last report of a trial that saved its model, ``eval_predictions_head`` (string) and
+    ``checkpoint_bytes`` (int). A trial that fails for good is told FAIL only once its error
+    text is known (``record_failure``, called by the driver's callback right after), so the text
+    is stored with the trial as the ``error`` user attribute.
     """
 
     metric_keys = REPORT_KEYS
@@ -111,7 +112,12 @@ class RecordingOptunaSearch(OptunaSearch):
             if isinstance(result.get(key), int | float) and math.isfinite(float(result[key]))
         }
         location = {key: str(result[key]) for key in NODE_KEYS if result.get(key)}
+        artifact: dict[str, Any] = {}
+        if isinstance(result.get("eval_predictions_head"), str):
+            artifact["eval_predictions_head"] = result["eval_predictions_head"]
+        if isinstance(result.get("checkpoint_bytes"), int | float):
+            artifact["checkpoint_bytes"] = int(result["checkpoint_bytes"])
         try:
-            trial.set_user_attr("metrics", {**metrics, **location})
+            trial.set_user_attr("metrics", {**metrics, **location, **artifact})
         except Exception:  # a finished trial is immutable; never let bookkeeping kill the study
             log.warning("could not store metrics of trial %s", trial_id, exc_info=True)

@@ -211,9 +211,10 @@ def run_training(
     hp: dict[str, Any],
     data: TokenizedData,
     model_name: str,
-    report: Callable[[dict[str, float]], None],
+    report: Callable[[dict[str, Any]], None],
     device: torch.device | None = None,
-) -> dict[str, float]:
+    save_dir: str | None = None,
+) -> dict[str, Any]:
     """Fine-tune a sequence classifier and report eval metrics after every epoch.
 
     Under an initialised ``torch.distributed`` process group this runs as one DDP rank: the
@@ -229,6 +230,10 @@ def run_training(
         report: Called on every rank after every epoch with eval_loss, eval_accuracy, eval_f1,
             train_loss, train_samples_per_second and epoch.
         device: Where to train; default CUDA if available, else the CPU.
+        save_dir: Where to save the final model and tokenizer (``save_pretrained``; rank 0
+            only, atomically, before the last report). The last report then also holds
+            ``eval_predictions_head`` (predicted labels of the first 8 eval examples, e.g.
+            "1,0,1") and ``checkpoint_bytes`` (size of the saved directory), on every rank.
 
     Returns:
         The metrics of the last epoch.
@@ -286,7 +291,7 @@ def run_training(
     max_grad_norm = float(hp["max_grad_norm"])
     parameters = [p for p in model.parameters() if p.requires_grad]
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, Any] = {}
     for epoch in range(epochs):
         indices = shard_indices(len(train_ids), epoch, seed, rank, world_size)
         rng = random.Random(seed + epoch + 7919 * (rank + 1))
@@ -328,9 +333,67 @@ def run_training(
         metrics["train_loss"] = train_loss
         metrics["train_samples_per_second"] = train[1] / max(train[2] / world_size, 1e-9)
         metrics["epoch"] = float(epoch + 1)
+        last = diverged or not math.isfinite(train_loss) or epoch == epochs - 1
+        if last and save_dir is not None:
+            metrics.update(
+                _save_final_model(
+                    model, model_name, save_dir, eval_ids, data, max_length, device,
+                    stats_device, rank, distributed,
+                )
+            )  # fmt: skip
         report(dict(metrics))
         if diverged or not math.isfinite(train_loss):
             if rank == 0:
                 logger.warning("training diverged in epoch %d; stopping early", epoch + 1)
             break
     return metrics
+
+
+@torch.no_grad()
+def predictions_head(
+    model: torch.nn.Module, eval_ids: list[list[int]], pad_id: int, device: torch.device
+) -> str:
+    """Predicted labels of the first 8 eval examples, one padded float32 batch, e.g. "1,0,1".
+
+    Every DDP rank holds the same weights, so every rank computes the same labels.
+    """
+    from workers.artifacts import PREDICTIONS_HEAD
+
+    head = eval_ids[:PREDICTIONS_HEAD]
+    if not head:
+        return ""
+    batch = collate(head, [0] * len(head), pad_id)
+    was_training = model.training
+    model.eval()
+    logits = model(
+        input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+    ).logits
+    model.train(was_training)
+    return ",".join(str(int(label)) for label in logits.float().argmax(dim=-1).tolist())
+
+
+def _save_final_model(
+    model: torch.nn.Module,
+    model_name: str,
+    save_dir: str,
+    eval_ids: list[list[int]],
+    data: TokenizedData,
+    max_length: int,
+    device: torch.device,
+    stats_device: torch.device,
+    rank: int,
+    distributed: bool,
+) -> dict[str, Any]:
+    """Rank 0 saves the model; every rank gets the same eval_predictions_head and size."""
+    from pathlib import Path
+
+    from workers.artifacts import save_model
+    from workers.models import build_tokenizer
+
+    head = predictions_head(model, eval_ids, data.pad_id, device)
+    size = torch.zeros(1, dtype=torch.float64, device=stats_device)
+    if rank == 0:
+        size[0] = save_model(model, build_tokenizer(model_name), Path(save_dir), max_length)
+    # Also a barrier: no rank reports (and ends the trial) before the model is saved.
+    size = _all_reduce(size, distributed)
+    return {"eval_predictions_head": head, "checkpoint_bytes": int(size.item())}

@@ -27,6 +27,9 @@ class TrialContext:
         ray.ObjectRef, ...
     ]  # one-element tuple: kept unresolved until a worker needs it
     storage_path: str
+    # <results_dir>/artifacts/<study_id>: each fine-tuning trial saves its final model under
+    # trials/<optuna trial number>/ (None: save nothing, e.g. the toy objective).
+    artifacts_dir: str | None = None
 
 
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
@@ -45,12 +48,28 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         from workers.train_loop import run_training
 
         data = ray.get(context.data_refs[0])
-        run_training(hp, data, context.spec.task.model, report=with_location(tune.report))
+        run_training(
+            hp,
+            data,
+            context.spec.task.model,
+            report=with_location(tune.report),
+            save_dir=_save_dir(config, context),
+        )
         return
-    _fit_distributed(hp, context)
+    _fit_distributed(hp, context, _save_dir(config, context))
 
 
-def _fit_distributed(hp: dict[str, Any], context: TrialContext) -> None:
+def _save_dir(config: dict[str, Any], context: TrialContext) -> str | None:
+    """Where this trial saves its final model: ``<artifacts>/trials/<optuna number>``."""
+    number = config.get(TRIAL_NUMBER_KEY)
+    if context.artifacts_dir is None or number is None:
+        return None
+    from workers.artifacts import trial_model_dir
+
+    return str(trial_model_dir(context.artifacts_dir, int(number)))
+
+
+def _fit_distributed(hp: dict[str, Any], context: TrialContext, save_dir: str | None) -> None:
     import ray.train
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -68,6 +87,7 @@ def _fit_distributed(hp: dict[str, Any], context: TrialContext) -> None:
             "model": context.spec.task.model,
             "data_refs": context.data_refs,
             "threads": max(1, int(resources.cpus_per_worker)),
+            "save_dir": save_dir,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=resources.num_workers,
@@ -101,6 +121,7 @@ def _train_worker(config: dict[str, Any]) -> None:
         config["model"],
         report=with_location(ray.train.report),
         device=get_device(),
+        save_dir=config.get("save_dir"),
     )
 
 
