@@ -141,7 +141,10 @@ def test_cli_submit_wait_and_best(server: Server, tmp_path: Any) -> None:
     study_id = submitted.stdout.splitlines()[0].strip()
     assert "SUCCEEDED" in submitted.stdout
     best = subprocess.run(
-        [*hpo, "best", study_id, "--url", server.url], capture_output=True, text=True, timeout=60
+        [*hpo, "best", study_id, "--json", "--url", server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert best.returncode == 0, best.stderr
     trial = json.loads(best.stdout)
