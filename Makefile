@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format clean bench bench-search browser
+.PHONY: install demo test test-fast fuzz lint format clean bench bench-search browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ browser:
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration and not slow"
+
+# Property-based fuzzing of the whole API from its OpenAPI schema (schemathesis), in-process:
+# no 5xx, every response matches its schema. `make test` runs 25 cases per operation;
+# this runs FUZZ_EXAMPLES (2000) per operation with a fresh random seed.
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP)
+	HPO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HPO_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_fuzz.py
 
 # The CPU benchmarks (figures printed and written to bench/results/); about 20 min on 2 cores.
 bench: $(STAMP)

@@ -276,6 +276,8 @@ def run_on_service(
         "HPO_RAY_NUM_GPUS": "1" if gpu else "0",
         # The Ray job runs `python -m workers.run_study`: importable without an install.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        # The random BERT-base of pick_model lies in the scratch directory.
+        "HPO_MODEL_ROOTS": json.dumps([str(root)]),
     }
     cpus = (os.cpu_count() or 2) if gpu else 2
     log(f"starting the service (local Ray: {cpus} CPUs, {env['HPO_RAY_NUM_GPUS']} GPU)")

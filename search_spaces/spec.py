@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -13,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -26,11 +26,21 @@ from search_spaces.params import (
     contains,
     grid_values,
 )
+from search_spaces.paths import (
+    MAX_PATH_CHARS,
+    PathPolicy,
+    contained_path,
+    exists,
+    hub_id_problem,
+    looks_like_path,
+)
 from search_spaces.registry import BUILTIN_DATASETS, BUILTIN_MODELS
 from search_spaces.tunables import METRICS, TUNABLES, Tunable
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
-NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
+MAX_NAME_CHARS = 100
+MAX_COLUMN_CHARS = 256
+MAX_EPOCHS = 100
+POLICY_KEY = "path_policy"  # the validation context entry holding the server's PathPolicy
 
 
 class _Strict(BaseModel):
@@ -122,14 +132,18 @@ class Dataset(_Strict):
     """A built-in dataset by name, or local train/eval files."""
 
     name: str | None = None
-    train: str | None = None
-    eval: str | None = None
+    train: Annotated[str, Field(max_length=MAX_PATH_CHARS)] | None = None
+    eval: Annotated[str, Field(max_length=MAX_PATH_CHARS)] | None = None
     format: Literal["tsv", "csv", "jsonl"] | None = None
-    text_column: str = "sentence"
-    label_column: str = "label"
-    column_names: list[str] | None = Field(
-        default=None, description="Column names for a tsv/csv file without a header row."
-    )
+    text_column: Annotated[str, Field(min_length=1, max_length=MAX_COLUMN_CHARS)] = "sentence"
+    label_column: Annotated[str, Field(min_length=1, max_length=MAX_COLUMN_CHARS)] = "label"
+    column_names: (
+        Annotated[
+            list[Annotated[str, Field(max_length=MAX_COLUMN_CHARS)]],
+            Field(min_length=1, max_length=1000),
+        ]
+        | None
+    ) = Field(default=None, description="Column names for a tsv/csv file without a header row.")
     eval_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
 
     @model_validator(mode="after")
@@ -153,11 +167,15 @@ class Dataset(_Strict):
 
     @field_validator("train", "eval")
     @classmethod
-    def _existing_file(cls, path: str | None) -> str | None:
+    def _existing_file(cls, path: str | None, info: ValidationInfo) -> str | None:
         if path is None:
             return None
-        resolved = Path(path).expanduser().resolve()
-        if not resolved.is_file():
+        policy = _policy(info)
+        if policy is None:  # re-validation of a stored spec, or a local check by the CLI
+            resolved = Path(path).expanduser().resolve()
+        else:
+            resolved = contained_path(path, policy.data_roots, "data")
+        if not exists(resolved, file=True):
             raise ValueError(f"file not found: {path}")
         return str(resolved)
 
@@ -173,30 +191,35 @@ class Dataset(_Strict):
 class Task(_Strict):
     """The fine-tuning task every trial runs."""
 
-    model: str = "tiny-bert"
+    model: Annotated[str, Field(min_length=1, max_length=MAX_PATH_CHARS)] = "tiny-bert"
     dataset: Dataset = Field(default_factory=lambda: Dataset(name="synthetic-sentiment"))
     max_seq_length: Annotated[int, Field(ge=8, le=4096)] = 128
-    max_train_samples: Annotated[int, Field(ge=2)] | None = None
-    max_eval_samples: Annotated[int, Field(ge=2)] | None = None
-    epochs: Annotated[int, Field(ge=1, le=100)] = 1
+    max_train_samples: Annotated[int, Field(ge=2, le=1_000_000_000)] | None = None
+    max_eval_samples: Annotated[int, Field(ge=2, le=1_000_000_000)] | None = None
+    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 1
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, description="Fixed values of tunables that are not searched."
     )
 
     @field_validator("model")
     @classmethod
-    def _known_model(cls, model: str) -> str:
+    def _known_model(cls, model: str, info: ValidationInfo) -> str:
         if model in BUILTIN_MODELS:
             return model
-        if model.startswith(("/", ".", "~")) or Path(model).expanduser().exists():
-            directory = Path(model).expanduser().resolve()
-            if not (directory / "config.json").is_file():
+        policy = _policy(info)
+        if looks_like_path(model):
+            if policy is None:  # re-validation of a stored spec, or a local check by the CLI
+                directory = Path(model).expanduser().resolve()
+            else:
+                directory = contained_path(model, policy.model_roots, "model")
+            if not exists(directory / "config.json", file=True):
                 raise ValueError(f"model directory not found or has no config.json: {model}")
             return str(directory)
-        if not HUB_ID.match(model):
+        problem = hub_id_problem(model)
+        if problem:
             raise ValueError(
                 f"model {model!r} is neither built-in ({', '.join(BUILTIN_MODELS)}), "
-                "an existing directory, nor a valid hub id"
+                f"an existing directory, nor a valid hub id: {problem}"
             )
         return model
 
@@ -234,8 +257,11 @@ class StudySpec(_Strict):
     @field_validator("name")
     @classmethod
     def _printable_name(cls, name: str) -> str:
-        if not NAME.match(name) or not name.strip():
-            raise ValueError("name must be 1-100 printable characters")
+        if not (0 < len(name) <= MAX_NAME_CHARS and name.isprintable() and name.strip()):
+            raise ValueError(
+                f"name must be 1-{MAX_NAME_CHARS} printable characters (no control, format or "
+                "separator characters but the space), not blank"
+            )
         return name
 
     @field_validator("algorithm")
@@ -406,6 +432,12 @@ class StudySpec(_Strict):
         return math.prod(len(grid_values(p)) for p in self.search_space.values())
 
 
+def _policy(info: ValidationInfo) -> PathPolicy | None:
+    context = info.context if isinstance(info.context, dict) else {}
+    policy = context.get(POLICY_KEY)
+    return policy if isinstance(policy, PathPolicy) else None
+
+
 def _tunable(name: str) -> Tunable:
     if name not in TUNABLES:
         raise ValueError(
@@ -437,6 +469,8 @@ def _check_value(name: str, tunable: Tunable, value: Any) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name}={value!r} must be a number")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
     if tunable.kind == "int" and not float(value).is_integer():
         raise ValueError(f"{name}={value!r} must be an integer")
     if tunable.low is not None and value < tunable.low:
@@ -475,10 +509,14 @@ class SpecError(ValueError):
         self.problems = problems
 
 
-def validate_spec(data: Any) -> StudySpec:
-    """Validate a parsed spec; raises ``SpecError`` listing each bad field and its reason."""
+def validate_spec(data: Any, policy: PathPolicy | None = None) -> StudySpec:
+    """Validate a parsed spec; raises ``SpecError`` listing each bad field and its reason.
+
+    ``policy`` (the server's data and model roots) confines local paths; without it (a stored,
+    already checked spec, or a local check) paths need only exist.
+    """
     try:
-        return StudySpec.model_validate(data)
+        return StudySpec.model_validate(data, context={POLICY_KEY: policy})
     except FieldError as exc:
         raise SpecError([Problem(exc.loc, exc.reason)]) from None
     except ValidationError as exc:

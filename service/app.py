@@ -10,10 +10,14 @@ from contextlib import asynccontextmanager
 
 import optuna
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from service.api import api_router
-from service.api.errors import install_error_handlers
-from service.db import make_engine, metadata, redact_url
+from service.api.errors import document_errors, install_error_handlers
+from service.api.events import StreamCounter
+from service.auth.keys import KeyStore
+from service.auth.quotas import Quota, QuotaStore
+from service.db import make_engine, redact_url, upgrade_tables
 from service.dispatcher import Dispatcher, RayJobDispatcher
 from service.lifecycle import Lifecycle
 from service.monitor import StudyMonitor
@@ -30,12 +34,17 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
     """Build the FastAPI app; ``dispatcher`` replaces Ray in unit tests only."""
     settings = settings or Settings()
+    if problem := settings.auth_problem():
+        raise UnsafeConfiguration(problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
-        metadata.create_all(engine)
+        upgrade_tables(engine)
         app.state.settings = settings
+        app.state.keys = KeyStore(engine)
+        app.state.event_streams = StreamCounter()
+        app.state.quotas = QuotaStore(engine, _default_quota(settings))
         app.state.store = StudyStore(engine)
         app.state.trials = TrialQueries(engine)
         app.state.events = EventStore(engine)
@@ -44,6 +53,13 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         )
         ensure_indexes(engine)
         log.info("database: %s", redact_url(settings.database_url))
+        if not settings.auth_enabled:
+            log.warning(
+                "API keys are off (HPO_AUTH=%s, bound to %s): anyone on this machine can use "
+                "the API; set HPO_AUTH=enabled and create keys with `hpo keys create`",
+                settings.auth or "unset",
+                settings.host,
+            )
         head: LocalRayHead | None = None
         if dispatcher is None:
             endpoint, head = await asyncio.to_thread(_connect_ray, settings)
@@ -68,6 +84,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
             app.state.lifecycle,
             max_running=settings.max_running_studies,
             max_resumes=settings.max_resumes,
+            tenant_limit=lambda tenant: app.state.quotas.of(tenant).max_running_studies,
         )
         task = asyncio.create_task(app.state.monitor.run(settings.poll_interval_s))
         try:
@@ -89,7 +106,38 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.include_router(api_router)
     install_error_handlers(app)
     install_observability(app)
+    _document_errors(app)
     return app
+
+
+class UnsafeConfiguration(RuntimeError):
+    """Settings the service refuses to start with."""
+
+
+def _default_quota(settings: Settings) -> Quota:
+    return Quota(
+        settings.tenant_max_running_studies,
+        settings.tenant_max_trials_per_study,
+        settings.tenant_max_gpus_per_trial,
+    )
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Serve an OpenAPI schema whose error responses match what the handlers return."""
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    summary=app.summary,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _connect_ray(settings: Settings) -> tuple[RayEndpoint, LocalRayHead | None]:

@@ -18,7 +18,7 @@ import httpx
 import typer
 
 from service.client import ApiError, Client
-from service.commands import actions, plots, reads  # noqa: F401  (registers their commands)
+from service.commands import actions, keys, plots, reads, tenants  # noqa: F401
 from service.commands.common import Failure, app, connect, out, read_text
 from service.commands.progress import follow
 from service.schemas import TrialsPublic
@@ -41,8 +41,9 @@ def serve(
 ) -> None:
     """Start the API (and a local Ray head unless --ray-address/RAY_ADDRESS is given)."""
     import uvicorn
+    from pydantic import ValidationError
 
-    from service.app import create_app
+    from service.app import UnsafeConfiguration, create_app
     from service.observability.logs import configure_logging
     from service.settings import Settings
 
@@ -53,9 +54,17 @@ def serve(
         overrides["ray_address"] = ray_address
     if log_format:
         overrides["log_format"] = log_format
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    configure_logging(settings.log_format)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None)
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        configure_logging(settings.log_format)
+        service = create_app(settings)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = "HPO_" + "_".join(str(part) for part in problem["loc"]).upper()
+        raise Failure(f"setting {field}: {problem['msg']}") from None
+    except UnsafeConfiguration as exc:
+        raise Failure(str(exc)) from None
+    uvicorn.run(service, host=host, port=port, log_level="info", log_config=None)
 
 
 @app.command()

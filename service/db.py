@@ -17,6 +17,8 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
+    text,
 )
 
 from search_spaces.protocol import EVENTS_TABLE, STUDIES_TABLE
@@ -38,7 +40,9 @@ studies_table = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("tenant", String(63), nullable=False, server_default="default"),
     Index("ix_hpo_studies_status_created", "status", "created_at"),
+    Index("ix_hpo_studies_tenant_created", "tenant", "created_at"),
 )
 
 # Append-only log per study: status transitions (service) and trial events (study driver).
@@ -52,6 +56,27 @@ events_table = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_hpo_study_events_study_id", "study_id", "id"),
 )
+
+
+def upgrade_tables(engine: Engine) -> None:
+    """Create the service's tables, and add the columns a database from an earlier version lacks
+    (``hpo_studies.tenant``: its studies belong to the ``default`` tenant)."""
+    metadata.create_all(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns(STUDIES_TABLE)}
+    if "tenant" not in columns:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    f"ALTER TABLE {STUDIES_TABLE} "
+                    "ADD COLUMN tenant VARCHAR(63) NOT NULL DEFAULT 'default'"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE INDEX IF NOT EXISTS ix_hpo_studies_tenant_created "
+                    f"ON {STUDIES_TABLE} (tenant, created_at)"
+                )
+            )
 
 
 def make_engine(url: str) -> Engine:

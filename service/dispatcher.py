@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +19,19 @@ from service.ray_head import RayEndpoint
 FINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
 # Passed through to the driver when set on the service (test-only failure injection and knobs).
 PASSTHROUGH_ENV = ("HPO_FAULT_INJECTION", "HPO_TOY_EPOCH_SECONDS")
+STUDY_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+def job_entrypoint(worker_python: str, study_id: str) -> str:
+    """The Ray job's shell command line: the study driver for ``study_id``, every word quoted.
+
+    Ray runs the entrypoint through a shell; the study id is server-generated and checked to be
+    ASCII alphanumeric, and each word is ``shlex.quote``-d anyway.
+    """
+    if not STUDY_ID.fullmatch(study_id):
+        raise ValueError("study ids are 1-64 ASCII letters and digits")
+    words = [worker_python, "-m", "workers.run_study", "--study-id", study_id]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 @dataclass(frozen=True)
@@ -64,11 +78,7 @@ class RayJobDispatcher:
 
     def submit(self, study_id: str, attempt: int) -> str:
         """Submit the study driver for ``study_id``; returns the Ray job's submission id."""
-        if not study_id.isalnum():
-            raise ValueError("study ids are alphanumeric")
-        entrypoint = shlex.join(
-            [self._endpoint.worker_python, "-m", "workers.run_study", "--study-id", study_id]
-        )
+        entrypoint = job_entrypoint(self._endpoint.worker_python, study_id)
         env = {
             DATABASE_URL_ENV: self._database_url,
             RESULTS_DIR_ENV: self._results_dir,

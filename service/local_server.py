@@ -47,8 +47,13 @@ def start_server(
     """Start ``hpo serve`` on a free loopback port and wait until /healthz is ok."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    # Local files a spec may name: the repository, the shared data beside it, this server's root.
+    shared = REPO.parent / "shared"
+    data_roots = [str(p) for p in (REPO, shared, root) if p.is_dir()]
     env = {
         **os.environ,
+        "HPO_DATA_ROOTS": json.dumps(data_roots),
+        "HPO_MODEL_ROOTS": json.dumps(data_roots),
         "HPO_STATE_DIR": str(root / "state"),
         "HPO_RAY_NUM_CPUS": str(num_cpus),
         "HPO_RAY_DASHBOARD_PORT": "0",

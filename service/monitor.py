@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
+from collections.abc import Callable
 
 from service.dispatcher import Dispatcher
 from service.lifecycle import INTERRUPTED, Lifecycle
@@ -25,12 +27,14 @@ class StudyMonitor:
         *,
         max_running: int,
         max_resumes: int,
+        tenant_limit: Callable[[str], int | None] = lambda _tenant: None,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._lifecycle = lifecycle
         self._max_running = max_running
         self._max_resumes = max_resumes
+        self._tenant_limit = tenant_limit
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -49,18 +53,30 @@ class StudyMonitor:
             self._wake.clear()
 
     def tick(self) -> None:
-        """One reconciliation pass: ended jobs, dead drivers, then the queue."""
-        active = 0
+        """One reconciliation pass: ended jobs, dead drivers, then the queue (in submission
+        order, skipping tenants at their own running limit)."""
+        running: Counter[str] = Counter()
         for study in self._store.with_status("RUNNING", "RESUMING"):
             try:
-                active += self._reconcile(study)
+                running[study.tenant] += self._reconcile(study)
             except Exception:  # one unreachable job must not stall the others
                 log.exception("could not reconcile study %s", study.id)
-                active += 1
-        for study in self._store.with_status("QUEUED")[: max(0, self._max_running - active)]:
+                running[study.tenant] += 1
+        free = self._max_running - sum(running.values())
+        limits: dict[str, int | None] = {}
+        for study in self._store.with_status("QUEUED"):
+            if free <= 0:
+                return
+            if study.tenant not in limits:
+                limits[study.tenant] = self._tenant_limit(study.tenant)
+            limit = limits[study.tenant]
+            if limit is not None and running[study.tenant] >= limit:
+                continue
             job_id = self._dispatcher.submit(study.id, study.attempts + 1)
             if self._store.start_attempt(study.id, ("QUEUED",), job_id):
                 log.info("study %s started as Ray job %s", study.id, job_id)
+                running[study.tenant] += 1
+                free -= 1
             else:
                 self._dispatcher.stop(job_id)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.auth.principal import is_loopback
 
 
 class Settings(BaseSettings):
@@ -45,6 +47,34 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default="json", description="`hpo serve` logs: one JSON object per line, or text."
     )
+    data_roots: list[Path] = Field(
+        default_factory=lambda: [Path.cwd()],
+        description="Directories a spec's dataset files must lie in (env: a JSON list). "
+        "Default: the server's working directory. An empty list disables local files.",
+    )
+    model_roots: list[Path] = Field(
+        default_factory=lambda: [Path.cwd()],
+        description="Directories a spec's local model directories must lie in (env: a JSON "
+        "list). Default: the server's working directory.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body POST /studies reads (413 beyond).",
+    )
+
+    @field_validator("data_roots", "model_roots", mode="before")
+    @classmethod
+    def _no_empty_roots(cls, roots: Any) -> Any:
+        if isinstance(roots, list | tuple) and any(not str(r).strip() for r in roots):
+            raise ValueError("a root must not be empty (it would mean the working directory)")
+        return roots
+
+    @field_validator("data_roots", "model_roots")
+    @classmethod
+    def _absolute_roots(cls, roots: list[Path]) -> list[Path]:
+        return [root.expanduser().resolve() for root in roots]
 
     @field_validator("database_url")
     @classmethod
@@ -70,3 +100,37 @@ class Settings(BaseSettings):
     def results_dir(self) -> str:
         """Where Ray Tune writes each study's experiment directory."""
         return self.ray_storage_path or str(self.state_dir / "ray_results")
+
+    auth: Literal["enabled", "disabled"] | None = Field(
+        default=None,
+        description="API keys on every endpoint but /healthz. Default: disabled when bound to a "
+        "loopback address (a warning at start-up), enabled otherwise; disabled on any other "
+        "address refuses to start.",
+    )
+    metrics_public: bool = Field(
+        default=False, description="Serve /metrics without a key (it needs an admin key else)."
+    )
+    tenant_max_running_studies: int | None = Field(
+        default=None, ge=1, description="Default per-tenant limit (hpo tenants set overrides)."
+    )
+    tenant_max_trials_per_study: int | None = Field(default=None, ge=1)
+    tenant_max_gpus_per_trial: float | None = Field(default=None, ge=0)
+    max_event_streams_per_tenant: int = Field(
+        default=8, ge=1, le=10_000, description="Open /events streams per tenant (429 beyond)."
+    )
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether requests need an API key."""
+        if self.auth is None:
+            return not is_loopback(self.host)
+        return self.auth == "enabled"
+
+    def auth_problem(self) -> str | None:
+        """Why this configuration must not start: auth disabled on a non-loopback address."""
+        if self.auth == "disabled" and not is_loopback(self.host):
+            return (
+                f"refusing to serve on {self.host} with HPO_AUTH=disabled: anyone who reaches "
+                "it could run code on the cluster; enable auth or bind to 127.0.0.1"
+            )
+        return None

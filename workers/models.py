@@ -84,7 +84,7 @@ def build_tokenizer(model: str) -> Any:
         return build_tiny_bert_tokenizer()
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_path(model))
+    return AutoTokenizer.from_pretrained(model_path(model), trust_remote_code=False)
 
 
 def build_model(model: str, num_labels: int, dropout: float, seed: int) -> torch.nn.Module:
@@ -113,7 +113,7 @@ def build_model(model: str, num_labels: int, dropout: float, seed: int) -> torch
         )
     else:
         path = model_path(model)
-        config = AutoConfig.from_pretrained(path, num_labels=num_labels)
+        config = AutoConfig.from_pretrained(path, num_labels=num_labels, trust_remote_code=False)
         for attribute in DROPOUT_ATTRIBUTES:
             if hasattr(config, attribute):
                 setattr(config, attribute, dropout)
@@ -125,7 +125,7 @@ def build_model(model: str, num_labels: int, dropout: float, seed: int) -> torch
         transformers.logging.disable_progress_bar()
         try:
             built = AutoModelForSequenceClassification.from_pretrained(
-                path, config=config, dtype=torch.float32
+                path, config=config, dtype=torch.float32, trust_remote_code=False
             )
         finally:
             transformers.logging.set_verbosity(verbosity)

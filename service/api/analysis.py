@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from service.api.studies import require_study
+from service.auth.principal import PrincipalDep
 from service.deps import OptunaStorageDep, StoreDep, TrialsDep
 from service.schemas import TrialPublic, TrialsPublic
 
@@ -27,9 +28,11 @@ class ImportancePublic(BaseModel):
 
 
 @router.get("/{study_id}/pareto", response_model=TrialsPublic)
-def read_pareto_front(study_id: str, store: StoreDep, trials: TrialsDep) -> TrialsPublic:
+def read_pareto_front(
+    study_id: str, store: StoreDep, principal: PrincipalDep, trials: TrialsDep
+) -> TrialsPublic:
     """The Pareto-optimal completed trials (for one objective: the best trial(s))."""
-    study = require_study(store, study_id)
+    study = require_study(store, study_id, principal)
     optuna_id = trials.study_id(study.optuna_study_name)
     front = trials.pareto(optuna_id) if optuna_id is not None else []
     return TrialsPublic(data=[TrialPublic.of(t) for t in front], count=len(front))
@@ -39,13 +42,14 @@ def read_pareto_front(study_id: str, store: StoreDep, trials: TrialsDep) -> Tria
 def read_importance(
     study_id: str,
     store: StoreDep,
+    principal: PrincipalDep,
     trials: TrialsDep,
     storage: OptunaStorageDep,
     evaluator: Literal["fanova", "ped_anova"] = "fanova",
     objective: Annotated[int, Query(ge=0, le=7)] = 0,
 ) -> ImportancePublic:
     """Parameter importance (fANOVA or PED-ANOVA); 409 until enough trials completed."""
-    study = require_study(store, study_id)
+    study = require_study(store, study_id, principal)
     optuna_id = trials.study_id(study.optuna_study_name)
     counts = trials.counts(optuna_id) if optuna_id is not None else {}
     complete = counts.get("COMPLETE", 0)

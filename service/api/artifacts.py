@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from search_spaces.protocol import ARTIFACTS_DIR, BEST_DIR
 from service.api.studies import require_study
+from service.auth.principal import PrincipalDep
 from service.deps import SettingsDep, StoreDep, TrialsDep
 from service.store import StudyRecord, TrialQueries
 from service.store.studies import FINAL_STATES
@@ -36,7 +37,11 @@ def best_model_dir(results_dir: str, study_id: str) -> Path:
 
 @router.get("/{study_id}/best/artifact", response_class=StreamingResponse, responses=_RESPONSES)
 def download_best_artifact(
-    study_id: str, store: StoreDep, trials: TrialsDep, settings: SettingsDep
+    study_id: str,
+    store: StoreDep,
+    principal: PrincipalDep,
+    trials: TrialsDep,
+    settings: SettingsDep,
 ) -> StreamingResponse:
     """The best trial's fine-tuned model as a tar.gz (``application/gzip``, sent as the
     attachment ``<study_id>-best.tar.gz``).
@@ -53,7 +58,7 @@ def download_best_artifact(
     404 with the reason when the study is unknown or kept no model: the toy objective, a study
     still queued or running, no completed trial, or a best trial that saved none.
     """
-    study = require_study(store, study_id)
+    study = require_study(store, study_id, principal)
     directory = best_model_dir(settings.results_dir, study.id)
     reason = _no_model_reason(study, directory, trials)
     if reason is not None:

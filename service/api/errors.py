@@ -43,6 +43,50 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "properties": {
+        "field": {"type": "string", "description": "Dotted path, e.g. task.dataset.train"},
+        "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+        "reason": {"type": "string"},
+    },
+    "required": ["field", "loc", "reason"],
+}
+ERROR_RESPONSE = {
+    "description": "Client error: detail is a message (400, 404, 409, 413) or, for a 422, the "
+    "list of bad fields with their reasons",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
+}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make an OpenAPI document tell the truth about errors: every 422 is ``{detail: [Problem]}``
+    (not FastAPI's ``{detail: [{loc, msg, type}]}``) and any operation may answer a 4xx whose
+    ``detail`` is a message or that list."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    problems = {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["HTTPValidationError"] = {
+        "title": "HTTPValidationError",
+        "type": "object",
+        "properties": {"detail": problems},
+        "required": ["detail"],
+    }
+    schemas.pop("ValidationError", None)
+    schemas["ErrorMessage"] = {
+        "title": "ErrorMessage",
+        "type": "object",
+        "properties": {"detail": {"anyOf": [{"type": "string"}, problems]}},
+        "required": ["detail"],
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("4XX", ERROR_RESPONSE)
+    return schema
+
+
 def _loc(error: dict[str, Any]) -> tuple[str | int, ...]:
     return tuple(error.get("loc", ()))
 

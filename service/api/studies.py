@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Annotated, Literal
 
 import optuna
@@ -9,14 +11,20 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from optuna.study import StudyDirection
 
-from search_spaces.loader import SpecSyntaxError, parse_text
+from search_spaces.loader import SpecSyntaxError, SpecTooLarge, parse_text
+from search_spaces.paths import PathPolicy
+from search_spaces.protocol import ARTIFACTS_DIR
 from search_spaces.spec import Problem, SpecError, StudySpec, validate_spec
+from service.auth.access import MAX_ID_LENGTH, visible_study
+from service.auth.principal import NOBODY, Principal, PrincipalDep
+from service.auth.quotas import quota_problems
 from service.deps import (
     DispatcherDep,
     EventsDep,
     LifecycleDep,
     MonitorDep,
     OptunaStorageDep,
+    SettingsDep,
     StoreDep,
     TrialsDep,
 )
@@ -53,19 +61,43 @@ async def create_study(
     dispatcher: DispatcherDep,
     storage: OptunaStorageDep,
     monitor: MonitorDep,
+    principal: PrincipalDep,
 ) -> StudyPublic:
-    """Validate a study spec (JSON or YAML) and queue it."""
+    """Validate a study spec (JSON or YAML) and queue it for the caller's tenant (within its
+    quotas: trials per study, GPUs per trial; its running-studies limit queues it)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes)
     try:
         data = parse_text(body, yaml_syntax=content_type in YAML_TYPES)
+    except SpecTooLarge as exc:
+        raise HTTPException(413, str(exc)) from None
     except SpecSyntaxError as exc:
         raise HTTPException(400, str(exc)) from None
-    spec = await run_in_threadpool(validate_spec, data)
-    await run_in_threadpool(resolve_warm_start, spec, store, trials)
-    study = await run_in_threadpool(_create, store, storage, spec)
+    policy = PathPolicy.of(settings.data_roots, settings.model_roots)
+    spec = await run_in_threadpool(validate_spec, data, policy)
+    quota = await run_in_threadpool(request.app.state.quotas.of, principal.tenant)
+    if problems := quota_problems(spec, principal.tenant, quota):
+        raise SpecError(problems)
+    await run_in_threadpool(resolve_warm_start, spec, store, trials, principal)
+    study = await run_in_threadpool(_create, store, storage, spec, principal.tenant)
     monitor.wake()
     return await run_in_threadpool(view_study, study, trials, dispatcher)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it is longer than ``limit`` bytes (checked while
+    reading: a Content-Length header may be absent (chunked) or wrong)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.get("", response_model=StudiesPublic)
@@ -73,12 +105,14 @@ def list_studies(
     store: StoreDep,
     trials: TrialsDep,
     dispatcher: DispatcherDep,
+    principal: PrincipalDep,
     status: StudyStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> StudiesPublic:
-    """Studies, newest first, optionally filtered by status."""
-    found, count = store.page(status=status, limit=limit, offset=offset)
+    """The caller's studies (an admin's: everyone's), newest first, optionally by status."""
+    tenant = None if principal.admin else principal.tenant
+    found, count = store.page(status=status, limit=limit, offset=offset, tenant=tenant)
     summaries = trials.summaries([s.optuna_study_name for s in found])
     views = [
         view_study(s, trials, dispatcher, summary=summaries.get(s.optuna_study_name, EMPTY))
@@ -89,10 +123,15 @@ def list_studies(
 
 @router.get("/{study_id}", response_model=StudyPublic)
 def read_study(
-    study_id: str, store: StoreDep, trials: TrialsDep, dispatcher: DispatcherDep, events: EventsDep
+    study_id: str,
+    store: StoreDep,
+    trials: TrialsDep,
+    dispatcher: DispatcherDep,
+    events: EventsDep,
+    principal: PrincipalDep,
 ) -> StudyPublic:
     """One study: spec, status and its history, trial counts, best value, Ray job, dashboard."""
-    return view_study(require_study(store, study_id), trials, dispatcher, events)
+    return view_study(require_study(store, study_id, principal), trials, dispatcher, events)
 
 
 @router.post("/{study_id}/cancel", response_model=StudyPublic)
@@ -102,26 +141,37 @@ def cancel_study(
     trials: TrialsDep,
     dispatcher: DispatcherDep,
     lifecycle: LifecycleDep,
+    principal: PrincipalDep,
 ) -> StudyPublic:
     """Stop a queued or running study; running trials end FAIL ("cancelled"); 409 if final."""
     try:
-        lifecycle.cancel(require_study(store, study_id))
+        lifecycle.cancel(require_study(store, study_id, principal))
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
-    return view_study(require_study(store, study_id), trials, dispatcher)
+    return view_study(require_study(store, study_id, principal), trials, dispatcher)
 
 
 @router.delete("/{study_id}", status_code=204, response_class=Response)
-def delete_study(study_id: str, store: StoreDep, lifecycle: LifecycleDep) -> Response:
-    """Remove a study that is not running, with its trials and events (409 while running)."""
+def delete_study(
+    study_id: str,
+    store: StoreDep,
+    lifecycle: LifecycleDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> Response:
+    """Remove a study that is not running, with its trials, events and kept model (409 while
+    running)."""
     try:
-        lifecycle.delete(require_study(store, study_id))
+        lifecycle.delete(require_study(store, study_id, principal))
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
+    shutil.rmtree(Path(settings.results_dir) / ARTIFACTS_DIR / study_id, ignore_errors=True)
     return Response(status_code=204)
 
 
-def resolve_warm_start(spec: StudySpec, store: StudyStore, trials: TrialQueries) -> None:
+def resolve_warm_start(
+    spec: StudySpec, store: StudyStore, trials: TrialQueries, principal: Principal = NOBODY
+) -> None:
     """Put the earlier study's best configurations first in ``points_to_evaluate``.
 
     Raises a 422 naming ``warm_start.from_study`` when that study is unknown, has no completed
@@ -130,7 +180,9 @@ def resolve_warm_start(spec: StudySpec, store: StudyStore, trials: TrialQueries)
     if spec.warm_start is None:
         return
     source_id = spec.warm_start.from_study
-    source = store.get(source_id) if len(source_id) <= 64 else None
+    source = store.get(source_id) if len(source_id) <= MAX_ID_LENGTH else None
+    if source is not None and not principal.sees(source.tenant):
+        source = None  # another tenant's study: as if it did not exist
     optuna_id = trials.study_id(source.optuna_study_name) if source else None
     if optuna_id is None:
         raise SpecError([Problem(WARM_START_LOC, f"study {source_id!r} not found")])
@@ -155,12 +207,10 @@ def resolve_warm_start(spec: StudySpec, store: StudyStore, trials: TrialQueries)
     spec.points_to_evaluate = points + spec.points_to_evaluate
 
 
-def require_study(store: StudyStore, study_id: str) -> StudyRecord:
-    """The study, or a 404 naming the id."""
-    study = store.get(study_id) if len(study_id) <= 64 else None
-    if study is None:
-        raise HTTPException(404, f"study {study_id!r} not found")
-    return study
+def require_study(store: StudyStore, study_id: str, principal: Principal) -> StudyRecord:
+    """The study if ``principal`` may see it, else a 404 naming the id (the same for a study of
+    another tenant as for a missing one)."""
+    return visible_study(store, study_id, principal)
 
 
 def view_study(
@@ -184,10 +234,10 @@ def view_study(
 
 
 def _create(
-    store: StudyStore, storage: optuna.storages.BaseStorage, spec: StudySpec
+    store: StudyStore, storage: optuna.storages.BaseStorage, spec: StudySpec, tenant: str
 ) -> StudyRecord:
     data = spec.model_dump(mode="json")
-    study = store.create(spec.name, data)
+    study = store.create(spec.name, data, tenant=tenant)
     optuna.create_study(
         storage=storage,
         study_name=study.optuna_study_name,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from service.api.studies import require_study
+from service.auth.principal import PrincipalDep
 from service.deps import StoreDep, TrialsDep
 from service.schemas import TrialPublic, TrialsPublic
 from service.store.trial_filters import (
@@ -28,6 +29,7 @@ assert set(TrialState.__args__) == set(TRIAL_STATES)  # type: ignore[attr-define
 def list_trials(
     study_id: str,
     store: StoreDep,
+    principal: PrincipalDep,
     trials: TrialsDep,
     state: TrialState | None = None,
     value_min: float | None = Query(None, description="First objective ≥ this"),
@@ -52,7 +54,7 @@ def list_trials(
 ) -> TrialsPublic:
     """Trials filtered by state, value and parameter ranges, sorted by number, value or
     duration, paginated by keyset (``cursor``) or ``offset``."""
-    study = require_study(store, study_id)
+    study = require_study(store, study_id, principal)
     optuna_id = trials.study_id(study.optuna_study_name)
     if optuna_id is None:
         return TrialsPublic(data=[], count=0)
@@ -87,11 +89,11 @@ def list_trials(
 
 @router.get("/{study_id}/best", response_model=TrialPublic | TrialsPublic)
 def read_best_trial(
-    study_id: str, store: StoreDep, trials: TrialsDep
+    study_id: str, store: StoreDep, principal: PrincipalDep, trials: TrialsDep
 ) -> TrialPublic | TrialsPublic:
     """The best completed trial (404 while there is none); for several objectives, the Pareto
     front ({data, count})."""
-    study = require_study(store, study_id)
+    study = require_study(store, study_id, principal)
     optuna_id = trials.study_id(study.optuna_study_name)
     if optuna_id is not None and len(trials.directions(optuna_id)) > 1:
         front = trials.pareto(optuna_id)

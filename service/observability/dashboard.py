@@ -20,7 +20,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
+from fastapi import HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
+
+from service.auth.principal import authenticate
 
 PREFIX = "/dashboard"
 SHIM_PATH = "/hpo-api-prefix.js"
@@ -34,6 +39,7 @@ SHIM = b"""// optuna-dashboard calls its API at /api/...; here it is mounted und
 })();
 """
 _OWN_PATHS = ("/api/", "/static/")
+_API_PREFIX = PREFIX + "/api/"
 _READ_METHODS = ("GET", "HEAD")
 READ_ONLY = b"the dashboard is read-only here: change studies through the service's API"
 
@@ -51,12 +57,32 @@ class DashboardApp:
         self._asgi: Any = None  # a2wsgi's WSGIMiddleware (its typing is stricter than Starlette's)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = (
+            await run_in_threadpool(_refusal, Request(scope)) if scope["type"] == "http" else None
+        )
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         if self._asgi is None:
             import optuna_dashboard
 
             wsgi: Any = _PrefixedDashboard(optuna_dashboard.wsgi(self._storage()))
             self._asgi = WSGIMiddleware(wsgi, workers=4)
         await self._asgi(scope, receive, send)
+
+
+def _refusal(request: Request) -> Response | None:
+    """With auth on, the dashboard (every study of every tenant) needs an admin key, as a Bearer
+    header or the cookie of ``/dashboard/login``; browsers without one are sent to the form."""
+    try:
+        principal = authenticate(request, allow_cookie=True)
+    except HTTPException as exc:
+        if request.method == "GET" and not request.url.path.startswith(_API_PREFIX):
+            return RedirectResponse(PREFIX + "/login", status_code=303)
+        return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+    if not principal.admin:
+        return JSONResponse({"detail": "not found"}, 404)
+    return None
 
 
 class _PrefixedDashboard:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import Engine, func, select
 
+from service.auth.access import metrics_access
 from service.db import studies_table
 from service.store.optuna_tables import studies as optuna_studies
 from service.store.optuna_tables import trials
@@ -62,11 +63,12 @@ class StudyCollector(Collector):
 
 
 def install_metrics(app: FastAPI) -> CollectorRegistry:
-    """Instrument ``app`` and expose ``/metrics`` (not in the OpenAPI schema) from a registry
-    of its own, so several apps in one process do not clash."""
+    """Instrument ``app`` and expose ``/metrics`` (not in the OpenAPI schema; an admin key unless
+    ``HPO_METRICS_PUBLIC``) from a registry of its own, so several apps in one process do not
+    clash."""
     registry = CollectorRegistry()
     Instrumentator(excluded_handlers=["/metrics"], registry=registry).instrument(app).expose(
-        app, include_in_schema=False
+        app, include_in_schema=False, dependencies=[Depends(metrics_access)]
     )
     registry.register(StudyCollector(lambda: _engine(app)))
     return registry

@@ -37,6 +37,7 @@ class StudyRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    tenant: str = "default"
 
 
 class StudyStore:
@@ -50,8 +51,8 @@ class StudyStore:
         """The engine the store uses."""
         return self._engine
 
-    def create(self, name: str, spec: dict[str, Any]) -> StudyRecord:
-        """Insert a new QUEUED study (and its first event) and return it."""
+    def create(self, name: str, spec: dict[str, Any], tenant: str = "default") -> StudyRecord:
+        """Insert a new QUEUED study of ``tenant`` (and its first event) and return it."""
         study_id = uuid.uuid4().hex
         row: dict[str, Any] = {
             "id": study_id,
@@ -65,6 +66,7 @@ class StudyStore:
             "created_at": _now(),
             "started_at": None,
             "finished_at": None,
+            "tenant": tenant,
         }
         with self._engine.begin() as conn:
             conn.execute(insert(t).values(**row))
@@ -78,15 +80,27 @@ class StudyStore:
         return _record(row) if row else None
 
     def page(
-        self, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        tenant: str | None = None,
     ) -> tuple[list[StudyRecord], int]:
-        """A page of studies, newest first, and the total count for the filter."""
+        """A page of studies (of ``tenant``, or all), newest first, and the filter's total."""
         where = [t.c.status == status] if status else []
+        if tenant is not None:
+            where.append(t.c.tenant == tenant)
         query = select(t).where(*where).order_by(t.c.created_at.desc(), t.c.id.desc())
         with self._engine.connect() as conn:
             rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
             total = conn.execute(select(func.count()).select_from(t).where(*where)).scalar_one()
         return [_record(r) for r in rows], int(total)
+
+    def count(self, tenant: str, statuses: Iterable[str]) -> int:
+        """How many studies of ``tenant`` are in ``statuses``."""
+        query = select(func.count()).where(t.c.tenant == tenant, t.c.status.in_(tuple(statuses)))
+        with self._engine.connect() as conn:
+            return int(conn.execute(query.select_from(t)).scalar_one())
 
     def with_status(self, *statuses: str) -> list[StudyRecord]:
         """All studies in the given states, oldest first (queue order)."""

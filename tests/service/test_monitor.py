@@ -68,6 +68,28 @@ def test_queue_limit_and_order(
     assert dispatcher.submitted[-1] == f"{ids[2]}-1"
 
 
+def test_a_tenant_at_its_running_limit_waits_while_others_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    store, dispatcher = StudyStore(engine), ScriptedDispatcher()
+    lifecycle = Lifecycle(
+        store, TrialQueries(engine), EventStore(engine), dispatcher, optuna.storages.RDBStorage(url)
+    )
+    limits = {"acme": 1}
+    monitor = StudyMonitor(
+        store, dispatcher, lifecycle, max_running=3, max_resumes=1, tenant_limit=limits.get
+    )
+    a1, a2 = (store.create(f"a{i}", {}, tenant="acme").id for i in (1, 2))
+    b1 = store.create("b1", {}, tenant="bolt").id
+    monitor.tick()
+    assert dispatcher.submitted == [f"{a1}-1", f"{b1}-1"]  # acme's second study waits
+    assert store.get(a2).status == "QUEUED"  # type: ignore[union-attr]
+    dispatcher.states[f"{a1}-1"] = JobState("SUCCEEDED", "study finished: 1 trials")
+    monitor.tick()
+    assert dispatcher.submitted[-1] == f"{a2}-1"
+
+
 def test_dead_driver_resumes_then_gives_up(
     parts: tuple[StudyStore, ScriptedDispatcher, StudyMonitor, str],
 ) -> None:

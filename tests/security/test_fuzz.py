@@ -1,0 +1,59 @@
+"""Property-based tests of the whole API from its OpenAPI schema (schemathesis), in-process with
+the stand-in dispatcher: no request may get a 5xx, and every response must match its schema.
+
+``make test`` runs a few cases per operation; ``make fuzz`` (``HPO_FUZZ_EXAMPLES``) many more.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import schemathesis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from service.app import create_app
+from service.settings import Settings
+from tests.service.test_api import RecordingDispatcher
+
+EXAMPLES = int(os.environ.get("HPO_FUZZ_EXAMPLES", "25"))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+_ROOT = Path(tempfile.mkdtemp(prefix="hpo-fuzz-"))
+APP = create_app(
+    Settings(
+        database_url=f"sqlite:///{_ROOT / 'fuzz.db'}",
+        state_dir=_ROOT / "state",
+        poll_interval_s=0.2,
+        data_roots=[_ROOT / "data"],
+        model_roots=[_ROOT / "models"],
+        max_body_bytes=64 * 1024,
+    ),
+    dispatcher=RecordingDispatcher(),
+)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@schema.parametrize()
+@hypothesis_settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=os.environ.get("HPO_FUZZ_RANDOM") is None,
+)
+def test_api_never_5xx_and_matches_its_schema(case: Any) -> None:
+    case.call_and_validate(checks=CHECKS)
