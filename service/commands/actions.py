@@ -19,6 +19,7 @@ from service.commands.common import (
     UrlOpt,
     app,
     connect,
+    emit,
     out,
     print_json,
     read_text,
@@ -58,10 +59,7 @@ def cancel(
     """Stop a queued or running study (its running trials end as failed)."""
     with connect(url, api_key) as client:
         study = client.cancel(study_id)
-    if as_json:
-        print_json(study)
-    else:
-        out.print(f"{study.id}: {study.status}", highlight=False)
+    emit(study, as_json, lambda s: f"{s.id}: {s.status}")
 
 
 @app.command("rm")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from pydantic import BaseModel
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from service.client import DEFAULT_URL, ApiError, Client
 
@@ -75,6 +75,14 @@ def print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
             indent=2,
         )
     typer.echo(text)
+
+
+def emit(value: BaseModel, as_json: bool, human: Callable[[Any], RenderableType | str]) -> None:
+    """``value`` as JSON for scripts, or as ``human(value)`` (a table, a line) for people."""
+    if as_json:
+        print_json(value)
+    else:
+        out.print(human(value), highlight=False)
 
 
 def read_text(file: Path) -> str:

@@ -16,8 +16,8 @@ from service.commands.common import (
     UrlOpt,
     app,
     connect,
+    emit,
     out,
-    print_json,
 )
 from service.commands.views import event_line, studies_table, study_table, trial_table, trials_table
 from service.schemas import TrialsPublic
@@ -37,10 +37,7 @@ def list_studies(
     """List studies, newest first."""
     with connect(url, api_key) as client:
         page = client.studies(status=status, limit=limit)
-    if as_json:
-        print_json(page)
-    else:
-        out.print(studies_table(page.data, page.count))
+    emit(page, as_json, lambda p: studies_table(p.data, p.count))
 
 
 @app.command()
@@ -50,10 +47,7 @@ def show(
     """Show a study: status, trial counts, best value, Ray job and dashboard."""
     with connect(url, api_key) as client:
         study = client.study(study_id)
-    if as_json:
-        print_json(study)
-    else:
-        out.print(study_table(study))
+    emit(study, as_json, study_table)
 
 
 @app.command()
@@ -84,10 +78,8 @@ def best(
         found = client.best(study_id)
     if isinstance(found, TrialsPublic):
         _print_trials(found, as_json)
-    elif as_json:
-        print_json(found)
     else:
-        out.print(trial_table(found))
+        emit(found, as_json, trial_table)
 
 
 @app.command()
@@ -124,7 +116,4 @@ def watch(
 
 
 def _print_trials(page: TrialsPublic, as_json: bool) -> None:
-    if as_json:
-        print_json(page)
-    else:
-        out.print(trials_table(page.data, page.count))
+    emit(page, as_json, lambda p: trials_table(p.data, p.count))
