@@ -59,3 +59,20 @@ REPORT_KEYS = (*METRICS, "epoch")
 # Where a trial ran (strings, stored with its metrics): the Ray node id, that node's IP and its
 # host name. For a DDP trial: where its first training worker (rank 0) ran.
 NODE_KEYS = ("worker_node_id", "worker_node_ip", "worker_hostname")
+
+# The measured cost of a trial (floats, in every report; see workers/cost.py): the toy objective
+# reports the first six and energy_estimated, a fine-tune all of them.
+COST_KEYS = (
+    "wall_time_s",
+    "time_to_first_result_s",
+    "device_seconds",
+    "peak_rss_bytes",
+    "peak_accelerator_bytes",
+    "energy_joules",
+    "energy_estimated",
+    "train_tokens_per_second",
+    "parameter_count",
+    "trainable_parameter_count",
+)
+# String keys of the cost: the kind of device that trained ("cpu" or "cuda").
+COST_STRING_KEYS = ("device_kind",)

@@ -9,7 +9,13 @@ from typing import Any
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces.tunables import NODE_KEYS, REPORT_KEYS, TRIAL_NUMBER_KEY
+from search_spaces.tunables import (
+    COST_KEYS,
+    COST_STRING_KEYS,
+    NODE_KEYS,
+    REPORT_KEYS,
+    TRIAL_NUMBER_KEY,
+)
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +24,8 @@ class RecordingOptunaSearch(OptunaSearch):
     """``OptunaSearch`` plus bookkeeping users want from SQL.
 
     Every result's metrics land in the trial's ``metrics`` user attribute (Optuna itself keeps
-    only the objective per step), with where the trial ran (``NODE_KEYS``, strings) and, from the
+    only the objective per step), its measured cost (``COST_KEYS`` floats and
+    ``COST_STRING_KEYS`` strings), where the trial ran (``NODE_KEYS``, strings) and, from the
     last report of a trial that saved its model, ``eval_predictions_head`` (string) and
     ``checkpoint_bytes`` (int). A trial that fails for good is told FAIL only once its error
     text is known (``record_failure``, called by the driver's callback right after), so the text
@@ -108,10 +115,12 @@ class RecordingOptunaSearch(OptunaSearch):
             return
         metrics = {
             key: float(result[key])
-            for key in REPORT_KEYS
+            for key in (*REPORT_KEYS, *COST_KEYS)
             if isinstance(result.get(key), int | float) and math.isfinite(float(result[key]))
         }
-        location = {key: str(result[key]) for key in NODE_KEYS if result.get(key)}
+        location = {
+            key: str(result[key]) for key in (*NODE_KEYS, *COST_STRING_KEYS) if result.get(key)
+        }
         artifact: dict[str, Any] = {}
         if isinstance(result.get("eval_predictions_head"), str):
             artifact["eval_predictions_head"] = result["eval_predictions_head"]

@@ -2,7 +2,9 @@
 
 It reports the same metrics as a fine-tune, once per epoch, so tests and demos of search
 algorithms, schedulers and the study lifecycle run in seconds. ``HPO_TOY_EPOCH_SECONDS`` (default
-0.05) is how long each of its epochs takes.
+0.05) is how long each of its epochs takes. Its reports also hold the measured cost that makes
+sense without a model (``workers.cost``: wall time, time to first result, CPU seconds, peak RSS
+and the estimated or measured energy).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import time
 from collections.abc import Callable
 from typing import Any
+
+from workers.cost import CostMeter
 
 EPOCH_SECONDS_ENV = "HPO_TOY_EPOCH_SECONDS"
 
@@ -36,12 +40,18 @@ def toy_metrics(hp: dict[str, Any], epoch: int) -> dict[str, float]:
     }
 
 
-def run_toy(hp: dict[str, Any], report: Callable[[dict[str, float]], None]) -> dict[str, float]:
-    """Report the toy metrics once per epoch, sleeping between epochs."""
+def run_toy(
+    hp: dict[str, Any],
+    report: Callable[[dict[str, Any]], None],
+    started_at: float | None = None,
+) -> dict[str, Any]:
+    """Report the toy metrics and the trial's cost once per epoch, sleeping between epochs
+    (``started_at``: when the trial started, ``time.time()``; default now)."""
     seconds = float(os.environ.get(EPOCH_SECONDS_ENV, "0.05"))
-    metrics: dict[str, float] = {}
+    meter = CostMeter("cpu", started_at=started_at)
+    metrics: dict[str, Any] = {}
     for epoch in range(1, int(hp["epochs"]) + 1):
         time.sleep(seconds)
-        metrics = toy_metrics(hp, epoch)
+        metrics = {**toy_metrics(hp, epoch), **meter.report()}
         report(dict(metrics))
     return metrics

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from transformers import get_linear_schedule_with_warmup
 
+from workers.cost import CostMeter, parameter_counts
 from workers.data import TokenizedData, collate, truncate
 from workers.models import build_model
 
@@ -214,6 +215,7 @@ def run_training(
     report: Callable[[dict[str, Any]], None],
     device: torch.device | None = None,
     save_dir: str | None = None,
+    started_at: float | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier and report eval metrics after every epoch.
 
@@ -234,6 +236,9 @@ def run_training(
             only, atomically, before the last report). The last report then also holds
             ``eval_predictions_head`` (predicted labels of the first 8 eval examples, e.g.
             "1,0,1") and ``checkpoint_bytes`` (size of the saved directory), on every rank.
+        started_at: When the trial started (``time.time()``; default: now). Every report also
+            holds the cost keys of ``workers.cost`` (summed over ranks), train_tokens_per_second,
+            parameter_count and trainable_parameter_count.
 
     Returns:
         The metrics of the last epoch.
@@ -253,6 +258,7 @@ def run_training(
     # NCCL reduces CUDA tensors; gloo reduces CPU ones.
     stats_device = device if distributed and dist.get_backend() == "nccl" else torch.device("cpu")
 
+    meter = CostMeter(device.type, device.index, started_at, use_rapl=not distributed)
     seed = int(hp["seed"])
     model = build_model(model_name, data.num_labels, float(hp["dropout"]), seed).to(device)
     torch.manual_seed(seed + rank)  # independent dropout masks per rank
@@ -290,13 +296,14 @@ def run_training(
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     max_grad_norm = float(hp["max_grad_norm"])
     parameters = [p for p in model.parameters() if p.requires_grad]
+    counts = parameter_counts(model)
 
     metrics: dict[str, Any] = {}
     for epoch in range(epochs):
         indices = shard_indices(len(train_ids), epoch, seed, rank, world_size)
         rng = random.Random(seed + epoch + 7919 * (rank + 1))
         batches = length_grouped_batches(indices, lengths, batch_size, rng)
-        train_sums = torch.zeros(3, dtype=torch.float64, device=device)
+        train_sums = torch.zeros(4, dtype=torch.float64, device=device)
         diverged = False
         started = time.perf_counter()
         for count, batch in _batches_on(train_ids, data.train_labels, batches, data.pad_id, device):
@@ -309,6 +316,7 @@ def run_training(
             loss.backward()
             train_sums[0] += loss.detach().double() * count
             train_sums[1] += count
+            train_sums[3] += batch["attention_mask"].sum()  # non-padding tokens
             # Clip (an infinite bound only measures). Gradients are all-reduced, so their norm,
             # and so the decision to stop, agrees on all ranks.
             norm = torch.nn.utils.clip_grad_norm_(
@@ -322,7 +330,7 @@ def run_training(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_sums[2] = time.perf_counter() - started
-        # Sums over ranks: loss, examples, seconds (averaged below, so all ranks agree).
+        # Sums over ranks: loss, examples, seconds (averaged below, so all ranks agree), tokens.
         train = _all_reduce(train_sums.to(stats_device), distributed).tolist()
         stats = _evaluate(
             model, eval_ids, data.eval_labels, data.num_labels, hp, data.pad_id, device,
@@ -332,6 +340,7 @@ def run_training(
         train_loss = _finite_or_inf(train[0] / train[1]) if train[1] else math.inf
         metrics["train_loss"] = train_loss
         metrics["train_samples_per_second"] = train[1] / max(train[2] / world_size, 1e-9)
+        metrics["train_tokens_per_second"] = train[3] / max(train[2] / world_size, 1e-9)
         metrics["epoch"] = float(epoch + 1)
         last = diverged or not math.isfinite(train_loss) or epoch == epochs - 1
         if last and save_dir is not None:
@@ -341,6 +350,8 @@ def run_training(
                     stats_device, rank, distributed,
                 )
             )  # fmt: skip
+        cost = torch.tensor(meter.sums(), dtype=torch.float64, device=stats_device)
+        metrics.update(meter.metrics(_all_reduce(cost, distributed).tolist()), **counts)
         report(dict(metrics))
         if diverged or not math.isfinite(train_loss):
             if rank == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class TrialContext:
 
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Tune function trainable: fine-tune with the sampled ``config`` and report every epoch."""
+    started_at = time.time()  # the trial's start, for its measured cost (workers/cost.py)
     hp = trial_hyperparameters(context.spec, config)
     trial = tune.get_context()
     # Attempts are counted per Tune trial id: a trial's directory differs between a fresh and
@@ -41,7 +43,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     attempts_dir = Path(context.storage_path) / "attempts" / trial.get_trial_id()
     maybe_fail(config.get(TRIAL_NUMBER_KEY), str(attempts_dir))
     if context.spec.task.model == "toy":
-        run_toy(hp, report=with_location(tune.report))
+        run_toy(hp, report=with_location(tune.report), started_at=started_at)
         return
     resources = context.spec.resources_per_trial
     if resources.num_workers == 1:
@@ -54,9 +56,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             context.spec.task.model,
             report=with_location(tune.report),
             save_dir=_save_dir(config, context),
+            started_at=started_at,
         )
         return
-    _fit_distributed(hp, context, _save_dir(config, context))
+    _fit_distributed(hp, context, _save_dir(config, context), started_at)
 
 
 def _save_dir(config: dict[str, Any], context: TrialContext) -> str | None:
@@ -69,7 +72,9 @@ def _save_dir(config: dict[str, Any], context: TrialContext) -> str | None:
     return str(trial_model_dir(context.artifacts_dir, int(number)))
 
 
-def _fit_distributed(hp: dict[str, Any], context: TrialContext, save_dir: str | None) -> None:
+def _fit_distributed(
+    hp: dict[str, Any], context: TrialContext, save_dir: str | None, started_at: float
+) -> None:
     import ray.train
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -88,6 +93,7 @@ def _fit_distributed(hp: dict[str, Any], context: TrialContext, save_dir: str | 
             "data_refs": context.data_refs,
             "threads": max(1, int(resources.cpus_per_worker)),
             "save_dir": save_dir,
+            "started_at": started_at,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=resources.num_workers,
@@ -122,6 +128,7 @@ def _train_worker(config: dict[str, Any]) -> None:
         report=with_location(ray.train.report),
         device=get_device(),
         save_dir=config.get("save_dir"),
+        started_at=config.get("started_at"),
     )
 
 

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from service.api import analysis, artifacts, events, health, studies, trials
+from service.api import analysis, artifacts, cost, events, health, studies, trials
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -11,3 +11,4 @@ api_router.include_router(trials.router)
 api_router.include_router(artifacts.router)
 api_router.include_router(events.router)
 api_router.include_router(analysis.router)
+api_router.include_router(cost.router)

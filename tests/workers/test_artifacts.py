@@ -12,7 +12,7 @@ import torch
 from optuna.trial import TrialState
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from search_spaces.tunables import REPORT_KEYS, TUNABLES
+from search_spaces.tunables import COST_KEYS, COST_STRING_KEYS, REPORT_KEYS, TUNABLES
 from workers.artifacts import (
     BestModelKeeper,
     keep_best,
@@ -43,7 +43,8 @@ def test_run_training_saves_a_loadable_model_before_its_last_report(tmp_path: Pa
 
     run_training(_hp(), data, "tiny-bert", report, torch.device("cpu"), save_dir=str(target))
     first, last = reports
-    assert set(first) == {*REPORT_KEYS, "saved"} and not first["saved"]  # only after the last
+    cost = {*COST_KEYS, *COST_STRING_KEYS}
+    assert set(first) == {*REPORT_KEYS, *cost, "saved"} and not first["saved"]  # only after last
     assert last["saved"] and last["checkpoint_bytes"] > 100_000
     assert last["checkpoint_bytes"] == sum(p.stat().st_size for p in target.iterdir())
     assert sorted(p.name for p in target.parent.iterdir()) == ["4"]  # no temporary dir left

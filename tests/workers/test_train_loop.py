@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import workers.train_loop as train_loop
-from search_spaces.tunables import REPORT_KEYS, TUNABLES
+from search_spaces.tunables import COST_KEYS, COST_STRING_KEYS, REPORT_KEYS, TUNABLES
 from workers.data import TokenizedData, synthetic_sentiment, tokenize
 from workers.models import build_model
 from workers.tiny_bert import build_tiny_bert_tokenizer
@@ -46,8 +46,13 @@ def test_reports_every_epoch_with_valid_metrics(data: TokenizedData) -> None:
     reports = _train(_hp(epochs=3), data)
     assert [r["epoch"] for r in reports] == [1, 2, 3]
     for metrics in reports:
-        assert set(metrics) == set(REPORT_KEYS)
-        assert all(isinstance(v, float) for v in metrics.values())
+        assert set(metrics) == {*REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS}
+        assert metrics["device_kind"] == "cpu"
+        assert all(isinstance(v, float) for k, v in metrics.items() if k != "device_kind")
+        assert metrics["parameter_count"] >= metrics["trainable_parameter_count"] > 0
+        assert metrics["train_tokens_per_second"] > metrics["train_samples_per_second"]
+        assert metrics["wall_time_s"] >= metrics["time_to_first_result_s"] > 0
+        assert metrics["device_seconds"] > 0 and metrics["peak_rss_bytes"] > 10 * 2**20
         assert 0.0 <= metrics["eval_accuracy"] <= 1.0
         assert 0.0 <= metrics["eval_f1"] <= 1.0
         assert 0.0 < metrics["eval_loss"] < 10.0
@@ -212,7 +217,7 @@ def test_two_process_gloo_ddp_reports_identical_metrics(
     assert len(ranks[0]) == 2
     assert ranks[0] == ranks[1]
     for metrics in ranks[0]:
-        assert set(metrics) == set(REPORT_KEYS)
+        assert set(metrics) == {*REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS}
         assert 0.0 <= metrics["eval_accuracy"] <= 1.0
         assert math.isfinite(metrics["train_loss"])
     # Each rank trains on half the data; the global sample count is all 512 examples.
