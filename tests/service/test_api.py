@@ -268,3 +268,14 @@ def test_start_up_adds_the_query_indexes_to_an_existing_database(
         present = {i["name"] for table in tables for i in inspector.get_indexes(table)}
     engine.dispose()
     assert {str(index.name) for index in INDEXES} <= present
+
+
+def test_deleting_a_study_removes_its_kept_model(client: TestClient, tmp_path: Path) -> None:
+    client.post("/studies", json=SPEC)  # takes the one running slot
+    study_id = client.post("/studies", json=SPEC).json()["id"]
+    kept = tmp_path / "state" / "ray_results" / "artifacts" / study_id / "best"
+    kept.mkdir(parents=True)
+    (kept / "config.json").write_text("{}")
+    assert client.post(f"/studies/{study_id}/cancel").status_code == 200
+    assert client.delete(f"/studies/{study_id}").status_code == 204
+    assert not kept.parent.exists()
