@@ -97,6 +97,18 @@ def toy_spec(name: str, n_trials: int = 3, epochs: int = 2, **extra: Any) -> dic
     return spec
 
 
+def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
+    """POST a spec; the new study's id (asserting 201)."""
+    response = client.post("/studies", json=spec)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def trials_of(client: httpx.Client, study_id: str) -> list[dict[str, Any]]:
+    """Every trial of a small study (one page of up to 1000)."""
+    return list(client.get(f"/studies/{study_id}/trials", params={"limit": 1000}).json()["data"])
+
+
 def wait_final(client: httpx.Client, study_id: str, timeout_s: float = 900) -> dict[str, object]:
     """Poll a study until it is SUCCEEDED, FAILED or CANCELLED."""
     deadline = time.monotonic() + timeout_s

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from search_spaces.tunables import COST_KEYS
-from tests.conftest import Server, attached_server, toy_spec, wait_final
+from tests.conftest import Server, attached_server, submit, toy_spec, trials_of, wait_final
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,16 +52,6 @@ TINY_BERT: dict[str, Any] = {
 }
 
 
-def _submit(client: httpx.Client, spec: dict[str, Any]) -> str:
-    response = client.post("/studies", json=spec)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def _trials(client: httpx.Client, study_id: str) -> list[dict[str, Any]]:
-    return list(client.get(f"/studies/{study_id}/trials", params={"limit": 1000}).json()["data"])
-
-
 @pytest.fixture(scope="module")
 def slow_api(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A server on the shared Ray cluster whose toy epochs take 0.3 s (as in
@@ -79,9 +69,9 @@ def slow_api(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def studies(api: httpx.Client, slow_api: httpx.Client) -> dict[str, str]:
     """The toy, ASHA and tiny-BERT studies, submitted together and followed to their end."""
     ids = {
-        "toy": (api, _submit(api, toy_spec("cost-toy", n_trials=3, epochs=2))),
-        "asha": (slow_api, _submit(slow_api, ASHA)),
-        "tiny-bert": (api, _submit(api, TINY_BERT)),
+        "toy": (api, submit(api, toy_spec("cost-toy", n_trials=3, epochs=2))),
+        "asha": (slow_api, submit(slow_api, ASHA)),
+        "tiny-bert": (api, submit(api, TINY_BERT)),
     }
     for key, (client, study_id) in ids.items():
         finished = wait_final(client, study_id)
@@ -92,7 +82,7 @@ def studies(api: httpx.Client, slow_api: httpx.Client) -> dict[str, str]:
 def test_every_complete_toy_trial_reports_a_plausible_cost(
     api: httpx.Client, studies: dict[str, str]
 ) -> None:
-    found = [t for t in _trials(api, studies["toy"]) if t["state"] == "COMPLETE"]
+    found = [t for t in trials_of(api, studies["toy"]) if t["state"] == "COMPLETE"]
     assert len(found) == 3
     for trial in found:
         metrics = trial["metrics"]
@@ -105,11 +95,11 @@ def test_every_complete_toy_trial_reports_a_plausible_cost(
         assert metrics["energy_estimated"] in (0.0, 1.0)
 
 
-def test_cost_totals_are_the_sums_over_the_trials(
+def test_cost_totals_are_the_sums_over_thetrials_of(
     api: httpx.Client, studies: dict[str, str]
 ) -> None:
     study_id = studies["toy"]
-    found = _trials(api, study_id)
+    found = trials_of(api, study_id)
     response = api.get(f"/studies/{study_id}/cost")
     assert response.status_code == 200, response.text
     cost = response.json()
@@ -129,7 +119,7 @@ def test_cost_totals_are_the_sums_over_the_trials(
 
 def test_early_stopping_saves_time(slow_api: httpx.Client, studies: dict[str, str]) -> None:
     study_id = studies["asha"]
-    found = _trials(slow_api, study_id)
+    found = trials_of(slow_api, study_id)
     pruned = [t for t in found if t["state"] == "PRUNED"]
     assert pruned, "asha stopped no trial"
     cost = slow_api.get(f"/studies/{study_id}/cost").json()
@@ -147,7 +137,7 @@ def test_early_stopping_saves_time(slow_api: httpx.Client, studies: dict[str, st
 def test_a_fine_tuning_trial_reports_its_model_and_throughput(
     api: httpx.Client, studies: dict[str, str]
 ) -> None:
-    (trial,) = _trials(api, studies["tiny-bert"])
+    (trial,) = trials_of(api, studies["tiny-bert"])
     assert trial["state"] == "COMPLETE", trial
     metrics = trial["metrics"]
     assert set(COST_KEYS) <= set(metrics), metrics

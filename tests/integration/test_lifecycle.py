@@ -22,21 +22,13 @@ from tests.conftest import (
     fresh_postgres_database,
     start_server,
     stop_server,
+    submit,
     toy_spec,
+    trials_of,
     wait_final,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
-    response = client.post("/studies", json=spec)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def trials_of(client: httpx.Client, study_id: str) -> list[dict[str, Any]]:
-    return list(client.get(f"/studies/{study_id}/trials", params={"limit": 1000}).json()["data"])
 
 
 def wait_for(predicate: Any, timeout_s: float = 120, what: str = "condition") -> None:
