@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
 from service.store import StudyRecord
 from service.store.trials import TrialRecord
+
+StudyStatus = Literal["QUEUED", "RUNNING", "RESUMING", "SUCCEEDED", "FAILED", "CANCELLED"]
+TrialState = Literal["RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"]
+STUDY_STATUSES: tuple[str, ...] = get_args(StudyStatus)
 
 
 class TransitionPublic(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import optuna
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -30,7 +30,7 @@ from service.deps import (
 )
 from service.dispatcher import Dispatcher
 from service.lifecycle import Conflict
-from service.schemas import StudiesPublic, StudyPublic, TransitionPublic, study_public
+from service.schemas import StudiesPublic, StudyPublic, StudyStatus, TransitionPublic, study_public
 from service.store import EventStore, StudyRecord, StudyStore, TrialQueries
 from service.store.trial_filters import TRIAL_STATES, TrialFilter
 from service.store.trials import TrialSummary
@@ -40,7 +40,6 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 EMPTY = TrialSummary(dict.fromkeys(TRIAL_STATES, 0), None)
 WARM_START_LOC = ("warm_start", "from_study")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-StudyStatus = Literal["QUEUED", "RUNNING", "RESUMING", "SUCCEEDED", "FAILED", "CANCELLED"]
 
 _BODY_DOC = {
     "requestBody": {

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from service.api.studies import require_study
 from service.auth.principal import PrincipalDep
 from service.deps import StoreDep, TrialsDep
-from service.schemas import TrialPublic, TrialsPublic
+from service.schemas import TrialPublic, TrialsPublic, TrialState
 from service.store.trial_filters import (
     TRIAL_STATES,
     Cursor,
@@ -21,7 +21,6 @@ from service.store.trial_filters import (
 
 router = APIRouter(prefix="/studies", tags=["trials"])
 
-TrialState = Literal["RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"]
 assert set(TrialState.__args__) == set(TRIAL_STATES)  # type: ignore[attr-defined]
 
 

@@ -20,10 +20,7 @@ from service.commands.common import (
     out,
 )
 from service.commands.views import event_line, studies_table, study_table, trial_table, trials_table
-from service.schemas import TrialsPublic
-
-StudyStatus = Literal["QUEUED", "RUNNING", "RESUMING", "SUCCEEDED", "FAILED", "CANCELLED"]
-TrialState = Literal["RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"]
+from service.schemas import StudyStatus, TrialsPublic, TrialState
 
 
 @app.command("ls")

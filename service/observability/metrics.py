@@ -15,11 +15,10 @@ from sqlalchemy import Engine, func, select
 
 from service.auth.access import metrics_access
 from service.db import studies_table
+from service.schemas import STUDY_STATUSES
 from service.store.optuna_tables import studies as optuna_studies
 from service.store.optuna_tables import trials
 from service.store.trial_filters import TRIAL_STATES
-
-STUDY_STATES = ("QUEUED", "RUNNING", "RESUMING", "SUCCEEDED", "FAILED", "CANCELLED")
 
 
 class StudyCollector(Collector):
@@ -48,7 +47,7 @@ class StudyCollector(Collector):
             statuses = {str(s): int(n) for s, n in conn.execute(by_status)}
             states = {str(getattr(s, "name", s)): int(n) for s, n in conn.execute(by_state)}
         studies = GaugeMetricFamily("hpo_studies", "Studies by status.", labels=["status"])
-        for status in STUDY_STATES:
+        for status in STUDY_STATUSES:
             studies.add_metric([status], statuses.get(status, 0))
         yield studies
         trial_gauge = GaugeMetricFamily(

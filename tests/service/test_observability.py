@@ -29,7 +29,8 @@ from service.db import make_engine, metadata
 from service.local_server import Server
 from service.observability.dashboard import _PrefixedDashboard
 from service.observability.logs import AccessFields, logging_config
-from service.observability.metrics import STUDY_STATES, StudyCollector
+from service.observability.metrics import StudyCollector
+from service.schemas import STUDY_STATUSES
 from service.settings import Settings
 from service.store import StudyStore
 from service.store.trial_filters import TRIAL_STATES
@@ -82,11 +83,11 @@ def test_metrics_lists_every_status_and_state_and_counts_requests(local: TestCli
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     found = samples(response.text)
-    for status in STUDY_STATES:
+    for status in STUDY_STATUSES:
         assert ("hpo_studies", frozenset({("status", status)})) in found
     for state in TRIAL_STATES:
         assert value(found, "hpo_trials", state=state) == 0
-    assert sum(value(found, "hpo_studies", status=s) for s in STUDY_STATES) == 1
+    assert sum(value(found, "hpo_studies", status=s) for s in STUDY_STATUSES) == 1
     assert value(found, "hpo_queue_length") == value(found, "hpo_studies", status="QUEUED")
     assert requests_total(found, "/studies", "POST") == 1
     assert any(name == "http_request_duration_seconds_count" for name, _ in found)
