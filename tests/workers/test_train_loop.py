@@ -204,6 +204,7 @@ def _ddp_worker(rank: int, port: int, data: TokenizedData, out: str) -> None:
         reports: list[dict[str, float]] = []
         run_training(_hp(epochs=2), data, "tiny-bert", reports.append, torch.device("cpu"))
         Path(out, f"rank{rank}.json").write_text(json.dumps(reports))
+        dist.barrier()  # both ranks done before teardown: gloo aborts a rank torn down early
     finally:
         dist.destroy_process_group()
 
