@@ -13,6 +13,7 @@ from optuna.distributions import (
 )
 
 from search_spaces.params import CategoricalParam, FloatParam, IntParam, grid_values
+from search_spaces.rules import TASK_OPTIONS
 from search_spaces.spec import StudySpec
 from search_spaces.tunables import TUNABLES
 
@@ -88,6 +89,7 @@ def trial_hyperparameters(spec: StudySpec, sampled: dict[str, Any]) -> dict[str,
     values: dict[str, Any] = {name: t.default for name, t in TUNABLES.items()}
     values["epochs"] = spec.task.epochs
     values["max_seq_length"] = spec.task.max_seq_length
+    values.update({name: getattr(spec.task, name) for name in TASK_OPTIONS})
     values.update(spec.task.hyperparameters)
     values.update({k: v for k, v in sampled.items() if k in TUNABLES})
     for name, tunable in TUNABLES.items():

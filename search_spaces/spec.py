@@ -35,6 +35,7 @@ from search_spaces.paths import (
     looks_like_path,
 )
 from search_spaces.registry import BUILTIN_DATASETS, BUILTIN_MODELS
+from search_spaces.rules import TASK_OPTIONS, metric_problem, option_problem
 from search_spaces.tunables import METRICS, TUNABLES, Tunable
 
 MAX_NAME_CHARS = 100
@@ -197,6 +198,22 @@ class Task(_Strict):
     max_train_samples: Annotated[int, Field(ge=2, le=1_000_000_000)] | None = None
     max_eval_samples: Annotated[int, Field(ge=2, le=1_000_000_000)] | None = None
     epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 1
+    finetune_method: str = Field(
+        default="full", description="full | lora (peft adapters; lora_r/alpha/dropout tunable)."
+    )
+    compression: str = Field(
+        default="none",
+        description="none | dynamic_int8 | prune_l1_30 | prune_l1_50, applied after fine-tuning.",
+    )
+    precision: str = Field(
+        default="auto",
+        description="auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16.",
+    )
+    auto_batch_size: bool = Field(
+        default=True,
+        description="On GPUs, split batches that run out of memory into smaller micro-batches "
+        "(gradients accumulated, so the effective batch size is unchanged).",
+    )
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, description="Fixed values of tunables that are not searched."
     )
@@ -222,6 +239,13 @@ class Task(_Strict):
                 f"an existing directory, nor a valid hub id: {problem}"
             )
         return model
+
+    @field_validator(*TASK_OPTIONS)
+    @classmethod
+    def _known_option(cls, value: str, info: ValidationInfo) -> str:
+        assert info.field_name is not None
+        _check_value(info.field_name, TUNABLES[info.field_name], value)
+        return value
 
     @field_validator("hyperparameters")
     @classmethod
@@ -293,6 +317,9 @@ class StudySpec(_Strict):
                 f"{self.algorithm} does not support constraints (tpe, gp and nsga2 do)",
             )
         self._check_scheduler()
+        for broken in (metric_problem(self), option_problem(self)):
+            if broken:
+                raise FieldError(*broken)
         self._check_conditions(algorithm.conditional)
         for index, point in enumerate(self.points_to_evaluate):
             problem = self.point_problem(point)

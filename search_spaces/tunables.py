@@ -39,10 +39,30 @@ TUNABLES: dict[str, Tunable] = {
     "max_seq_length": Tunable("int", 128, "tokens per example", low=8, high=4096),
     "seed": Tunable("int", 0, "seed of initialisation and data order", low=0, high=2**31 - 1),
     "max_grad_norm": Tunable("float", 1.0, "gradient clipping norm (0 = off)", low=0.0, high=1e6),
-}
+    "gradient_accumulation_steps": Tunable(
+        "int", 1, "batches per optimizer step (effective batch = batch_size * this * workers)",
+        low=1, high=1024,
+    ),
+    "finetune_method": Tunable(
+        "str", "full", "train every weight, or LoRA adapters (peft)", choices=("full", "lora")
+    ),
+    "lora_r": Tunable("int", 8, "LoRA rank", low=1, high=1024),
+    "lora_alpha": Tunable("int", 16, "LoRA scale numerator (scale = alpha / r)", low=1, high=4096),
+    "lora_dropout": Tunable("float", 0.1, "dropout on the LoRA input", low=0.0, high=0.9),
+    "compression": Tunable(
+        "str", "none", "applied to the model after fine-tuning",
+        choices=("none", "dynamic_int8", "prune_l1_30", "prune_l1_50"),
+    ),
+    "precision": Tunable(
+        "str", "auto", "training precision (auto: bf16 on GPUs that have it, else fp32)",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    ),
+}  # fmt: skip
+
+Direction = Literal["maximize", "minimize"]
 
 # Metrics every trial reports after each epoch, with the direction that makes them better.
-METRICS: dict[str, Literal["maximize", "minimize"]] = {
+QUALITY_METRICS: dict[str, Direction] = {
     "eval_accuracy": "maximize",
     "eval_f1": "maximize",
     "eval_loss": "minimize",
@@ -54,7 +74,7 @@ METRICS: dict[str, Literal["maximize", "minimize"]] = {
 TRIAL_NUMBER_KEY = "hpo_trial_number"
 
 # Keys of a trial's report that are bookkeeping, not objectives.
-REPORT_KEYS = (*METRICS, "epoch")
+REPORT_KEYS = (*QUALITY_METRICS, "epoch")
 
 # Where a trial ran (strings, stored with its metrics): the Ray node id, that node's IP and its
 # host name. For a DDP trial: where its first training worker (rank 0) ran.
@@ -76,3 +96,43 @@ COST_KEYS = (
 )
 # String keys of the cost: the kind of device that trained ("cpu" or "cuda").
 COST_STRING_KEYS = ("device_kind",)
+
+# How the training ran (floats, in every fine-tuning report): the per-step micro-batch the
+# automatic batch size settled on, and examples per optimizer step over all workers.
+RUN_KEYS = ("micro_batch_size", "effective_batch_size")
+# String keys of how it ran: the precision actually used ("fp32", "bf16" or "fp16").
+RUN_STRING_KEYS = ("precision_used",)
+
+# Measured once, after the last epoch of a fine-tune (workers/deploy.py), on the CPU: the model
+# as trained, and after its ``compression`` (equal to the former when compression is none).
+DEPLOY_KEYS = (
+    "model_bytes",
+    "latency_b1_ms",
+    "latency_b32_ms",
+    "compressed_eval_accuracy",
+    "compressed_model_bytes",
+    "compressed_latency_b1_ms",
+    "compressed_latency_b32_ms",
+)
+
+_COST_DIRECTIONS: dict[str, Direction] = {
+    key: "maximize" if key == "train_tokens_per_second" else "minimize"
+    for key in COST_KEYS
+    if key != "energy_estimated"  # a flag, not a cost
+}
+_DEPLOY_DIRECTIONS: dict[str, Direction] = {
+    key: "maximize" if key == "compressed_eval_accuracy" else "minimize" for key in DEPLOY_KEYS
+}
+
+# Every metric an objective or a constraint may name, with the direction that makes it better.
+METRICS: dict[str, Direction] = {
+    **QUALITY_METRICS,
+    **_COST_DIRECTIONS,
+    **_DEPLOY_DIRECTIONS,
+}
+# Metrics only a fine-tune reports (the toy objective has no model, tokens or checkpoint).
+FINETUNE_ONLY_METRICS = frozenset(
+    {"train_tokens_per_second", "parameter_count", "trainable_parameter_count", *DEPLOY_KEYS}
+)
+# Metrics measured once at the end of a trial, not after every epoch (no early stopping on them).
+FINAL_ONLY_METRICS = frozenset(DEPLOY_KEYS)

@@ -4,7 +4,9 @@ Layout under ``<results_dir>/artifacts/<study_id>/``:
 
 * ``trials/<optuna trial number>/``: a trial's final model and tokenizer
   (``save_pretrained``), written to a ``.tmp-*`` directory first and renamed into place, so a
-  directory with a number for a name is always complete;
+  directory with a number for a name is always complete. A LoRA trial saves its adapters merged
+  into the weights, and the adapter alone (``peft``) under ``adapter/``; a compressed trial
+  adds its compressed model under ``compressed/`` (``workers.compression.load_compressed``);
 * ``best/``: after the study, the best completed trial's directory, moved there, with
   ``hpo_trial.json`` ({study_id, trial_number, value, params}).
 
@@ -19,6 +21,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,17 +57,22 @@ def directory_bytes(path: Path) -> int:
 
 
 def save_model(
-    model: torch.nn.Module, tokenizer: Any, target: Path, max_seq_length: int | None = None
+    model: torch.nn.Module,
+    tokenizer: Any,
+    target: Path,
+    max_seq_length: int | None = None,
+    extras: Callable[[Path], None] | None = None,
 ) -> int:
     """Save ``model`` and ``tokenizer`` (``save_pretrained``) to ``target`` atomically.
 
     Both are written to a temporary sibling directory that is then renamed to ``target`` (a
     directory already there, from an earlier attempt of the same trial, is replaced).
     ``max_seq_length`` becomes the saved tokenizer's ``model_max_length``, so
-    ``tokenizer(text, truncation=True)`` truncates as the trial did.
+    ``tokenizer(text, truncation=True)`` truncates as the trial did. ``extras`` may write more
+    into the directory before it is renamed (a LoRA adapter, a compressed variant).
 
     Returns:
-        The size of the saved directory in bytes.
+        The size of the saved model and tokenizer in bytes (without the extras).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
@@ -75,6 +83,8 @@ def save_model(
         if max_seq_length is not None:
             _limit_tokenizer_length(temporary, max_seq_length)
         size = directory_bytes(temporary)
+        if extras is not None:
+            extras(temporary)
         if target.exists():
             shutil.rmtree(target)
         os.replace(temporary, target)

@@ -1,4 +1,5 @@
-"""Test-only failure injection, off unless ``HPO_FAULT_INJECTION`` is set.
+"""Test-only failure injection, off unless ``HPO_FAULT_INJECTION`` or ``HPO_FAULT_OOM_ABOVE``
+is set.
 
 ``HPO_FAULT_INJECTION="trial=1,failures=2"`` makes Optuna trial number 1 raise on its first
 two attempts (so ``max_failures`` ≥ 2 retries it to success, fewer records a failure);
@@ -33,3 +34,21 @@ def maybe_fail(trial_number: int | None, trial_dir: str) -> None:
     marker.write_text(str(attempt))
     if attempt <= int(options.get("failures", 1)):
         raise InjectedFailure(f"injected failure in trial {index}, attempt {attempt}")
+
+
+OOM_ENV = "HPO_FAULT_OOM_ABOVE"
+
+
+def simulated_oom_limit() -> int | None:
+    """``HPO_FAULT_OOM_ABOVE=N``: forward passes over more than N examples run out of memory
+    (tests the automatic batch size without a GPU); None when unset."""
+    value = os.environ.get(OOM_ENV, "")
+    return int(value) if value else None
+
+
+def check_simulated_oom(examples: int, limit: int | None) -> None:
+    """Raise ``torch.OutOfMemoryError`` if ``examples`` exceeds the simulated limit."""
+    if limit is not None and examples > limit:
+        import torch
+
+        raise torch.OutOfMemoryError(f"simulated: {examples} examples > {limit} ({OOM_ENV})")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.protocol import ATTEMPT_ENV, DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
+from search_spaces.tunables import FINAL_ONLY_METRICS
 
 log = logging.getLogger("workers.run_study")
 NOT_SPENT = ("interrupted", "cancelled")  # error texts of trials whose budget is spent again
@@ -60,7 +61,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
         return True, f"study finished: time budget reached after {spent} trials"
 
     ray.init(log_to_driver=True)
-    data_ref = ray.put(None if spec.task.model == "toy" else _tokenise_once(spec))
+    data_ref = ray.put(None if spec.task.model == "toy" else tokenise_once(spec))
     metrics = [o.metric for o in spec.goals]
     modes = ["max" if o.direction == "maximize" else "min" for o in spec.goals]
     constraints = MetricConstraints([(c.metric, c.max, c.min) for c in spec.constraints])
@@ -98,6 +99,9 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
         tune.with_parameters(run_trial, context=context), trial_resources(spec)
     )
     import_tensorboardx_without_torch()  # before Tune's TensorBoard logger imports it
+    if any(goal.metric in FINAL_ONLY_METRICS for goal in spec.goals):
+        # Such a metric comes with the last epoch's report only; Tune would reject the others.
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -195,7 +199,7 @@ def _time_left(budget_s: float | None, started_at: datetime | None) -> float | N
     return budget_s - (datetime.now(UTC) - started_at).total_seconds()
 
 
-def _tokenise_once(spec: Any) -> Any:
+def tokenise_once(spec: Any) -> Any:
     """Tokenise train and eval once per study, at the longest sequence length any trial uses."""
     from search_spaces.params import CategoricalParam
     from workers.data import load_text_data, tokenize

@@ -12,10 +12,17 @@ from ray.tune.search.optuna import OptunaSearch
 from search_spaces.tunables import (
     COST_KEYS,
     COST_STRING_KEYS,
+    DEPLOY_KEYS,
     NODE_KEYS,
     REPORT_KEYS,
+    RUN_KEYS,
+    RUN_STRING_KEYS,
     TRIAL_NUMBER_KEY,
 )
+
+# Numbers and strings of a report that are stored with the trial.
+_NUMBER_KEYS = (*REPORT_KEYS, *COST_KEYS, *RUN_KEYS, *DEPLOY_KEYS)
+_STRING_KEYS = (*NODE_KEYS, *COST_STRING_KEYS, *RUN_STRING_KEYS)
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +32,8 @@ class RecordingOptunaSearch(OptunaSearch):
 
     Every result's metrics land in the trial's ``metrics`` user attribute (Optuna itself keeps
     only the objective per step), its measured cost (``COST_KEYS`` floats and
-    ``COST_STRING_KEYS`` strings), where the trial ran (``NODE_KEYS``, strings) and, from the
+    ``COST_STRING_KEYS`` strings), how it ran (``RUN_KEYS``, ``RUN_STRING_KEYS``), what its model
+    costs to serve (``DEPLOY_KEYS``), where it ran (``NODE_KEYS``, strings) and, from the
     last report of a trial that saved its model, ``eval_predictions_head`` (string) and
     ``checkpoint_bytes`` (int). A trial that fails for good is told FAIL only once its error
     text is known (``record_failure``, called by the driver's callback right after), so the text
@@ -55,8 +63,12 @@ class RecordingOptunaSearch(OptunaSearch):
         return trial.number if trial is not None else None
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Record the epoch's objective (as an intermediate value) and all metrics."""
-        super().on_trial_result(trial_id, result)
+        """Record the epoch's objective (as an intermediate value) and all metrics.
+
+        An objective measured once at the end (``FINAL_ONLY_METRICS``) has no intermediate
+        values; its epochs' metrics are stored all the same."""
+        if not isinstance(self.metric, str) or self.metric in result:
+            super().on_trial_result(trial_id, result)
         self._record(trial_id, result)
 
     def on_trial_complete(
@@ -115,12 +127,10 @@ class RecordingOptunaSearch(OptunaSearch):
             return
         metrics = {
             key: float(result[key])
-            for key in (*REPORT_KEYS, *COST_KEYS)
+            for key in _NUMBER_KEYS
             if isinstance(result.get(key), int | float) and math.isfinite(float(result[key]))
         }
-        location = {
-            key: str(result[key]) for key in (*NODE_KEYS, *COST_STRING_KEYS) if result.get(key)
-        }
+        location = {key: str(result[key]) for key in _STRING_KEYS if result.get(key)}
         artifact: dict[str, Any] = {}
         if isinstance(result.get("eval_predictions_head"), str):
             artifact["eval_predictions_head"] = result["eval_predictions_head"]

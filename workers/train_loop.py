@@ -17,9 +17,15 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from transformers import get_linear_schedule_with_warmup
 
+from workers.auto_batch import fit_micro_batch, micro_batches, worst_case_probe
 from workers.cost import CostMeter, parameter_counts
 from workers.data import TokenizedData, collate, truncate
+from workers.faults import check_simulated_oom, simulated_oom_limit
+from workers.final_model import finish_model
+from workers.lora import with_lora
 from workers.models import build_model
+from workers.precision import autocast_for, grad_scaler, resolve_precision
+from workers.ranks import all_reduce_sum
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +135,6 @@ def _fused_if_possible(
     return kind(groups, **options)
 
 
-def _all_reduce(values: torch.Tensor, distributed: bool) -> torch.Tensor:
-    """Sum a float64 vector over all ranks (identity when not distributed)."""
-    if distributed:
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
-
-
 def _finite_or_inf(value: float) -> float:
     """A loss as a comparable float: non-finite (diverged) becomes +inf."""
     return value if math.isfinite(value) else math.inf
@@ -216,6 +215,7 @@ def run_training(
     device: torch.device | None = None,
     save_dir: str | None = None,
     started_at: float | None = None,
+    auto_batch_size: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier and report eval metrics after every epoch.
 
@@ -223,6 +223,11 @@ def run_training(
     training examples are sharded (equal counts per rank), the eval sums are all-reduced, and
     every rank reports identical metrics. A diverged run (non-finite gradients) stops early,
     still evaluates, and reports its losses as +inf.
+
+    ``finetune_method`` lora trains peft adapters (``workers.lora``); ``precision`` picks the
+    autocast dtype (``workers.precision``); ``gradient_accumulation_steps`` batches make one
+    optimizer step; after the last epoch the model is compressed and measured
+    (``workers.final_model``).
 
     Args:
         hp: Every tunable of ``search_spaces.tunables.TUNABLES``; an optional ``num_threads``
@@ -235,10 +240,14 @@ def run_training(
         save_dir: Where to save the final model and tokenizer (``save_pretrained``; rank 0
             only, atomically, before the last report). The last report then also holds
             ``eval_predictions_head`` (predicted labels of the first 8 eval examples, e.g.
-            "1,0,1") and ``checkpoint_bytes`` (size of the saved directory), on every rank.
+            "1,0,1") and ``checkpoint_bytes`` (size of the saved model; for LoRA, of the
+            adapter), on every rank.
         started_at: When the trial started (``time.time()``; default: now). Every report also
             holds the cost keys of ``workers.cost`` (summed over ranks), train_tokens_per_second,
-            parameter_count and trainable_parameter_count.
+            parameter_count, trainable_parameter_count and the ``RUN_KEYS``; the last one the
+            ``DEPLOY_KEYS`` of ``workers.deploy``.
+        auto_batch_size: On a GPU (or under ``HPO_FAULT_OOM_ABOVE``), find the largest
+            micro-batch that fits first (``workers.auto_batch``).
 
     Returns:
         The metrics of the last epoch.
@@ -260,7 +269,35 @@ def run_training(
 
     meter = CostMeter(device.type, device.index, started_at, use_rapl=not distributed)
     seed = int(hp["seed"])
-    model = build_model(model_name, data.num_labels, float(hp["dropout"]), seed).to(device)
+    model = build_model(model_name, data.num_labels, float(hp["dropout"]), seed)
+    if hp["finetune_method"] == "lora":
+        model = with_lora(model, hp)
+    model = model.to(device)
+    precision = resolve_precision(str(hp["precision"]), device)
+    autocast = autocast_for(precision, device)
+    scaler = grad_scaler(precision, device)
+    oom_limit = simulated_oom_limit()
+
+    # Data tokenised at the study's largest length serves this trial's (maybe smaller) one.
+    max_length = int(hp["max_seq_length"])
+    train_ids = [truncate(ids, max_length, data.sep_id) for ids in data.train_ids]
+    eval_ids = [truncate(ids, max_length, data.sep_id) for ids in data.eval_ids]
+    lengths = [len(ids) for ids in train_ids]
+
+    epochs = int(hp["epochs"])
+    batch_size = int(hp["batch_size"])
+    accumulate = int(hp["gradient_accumulation_steps"])
+    micro = batch_size
+    if auto_batch_size and (device.type == "cuda" or oom_limit is not None):
+
+        def probe_pass(batch: dict[str, torch.Tensor]) -> None:
+            check_simulated_oom(len(batch["labels"]), oom_limit)
+            with autocast():
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            F.cross_entropy(logits.logits.float(), batch["labels"]).backward()
+
+        probe = worst_case_probe(model, train_ids, data.pad_id, device, probe_pass)
+        micro = fit_micro_batch(probe, batch_size, distributed, stats_device)
     torch.manual_seed(seed + rank)  # independent dropout masks per rank
     train_model: torch.nn.Module = model
     if distributed:
@@ -276,29 +313,36 @@ def run_training(
             model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync
         )
 
-    def autocast() -> contextlib.AbstractContextManager[Any]:
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def forward_backward(batch: dict[str, torch.Tensor], weight: float, sync: bool) -> torch.Tensor:
+        """Add ``weight`` * the batch's mean loss to the gradients (all-reduced if ``sync``)."""
+        check_simulated_oom(len(batch["labels"]), oom_limit)
+        skip_sync = distributed and not sync
+        with train_model.no_sync() if skip_sync else contextlib.nullcontext():  # type: ignore[operator]
+            with autocast():
+                output = train_model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                )
+            loss = F.cross_entropy(output.logits.float(), batch["labels"])
+            scaled = loss * weight
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        return loss.detach()
 
-    # Data tokenised at the study's largest length serves this trial's (maybe smaller) one.
-    max_length = int(hp["max_seq_length"])
-    train_ids = [truncate(ids, max_length, data.sep_id) for ids in data.train_ids]
-    eval_ids = [truncate(ids, max_length, data.sep_id) for ids in data.eval_ids]
-    lengths = [len(ids) for ids in train_ids]
-
-    epochs = int(hp["epochs"])
-    batch_size = int(hp["batch_size"])
-    steps_per_epoch = math.ceil(math.ceil(len(train_ids) / world_size) / batch_size)
-    total_steps = steps_per_epoch * epochs
+    batches_per_epoch = math.ceil(math.ceil(len(train_ids) / world_size) / batch_size)
+    total_steps = math.ceil(batches_per_epoch / accumulate) * epochs
     optimizer = _optimizer(model, hp)
     warmup_steps = math.ceil(float(hp["warmup_ratio"]) * total_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     max_grad_norm = float(hp["max_grad_norm"])
     parameters = [p for p in model.parameters() if p.requires_grad]
     counts = parameter_counts(model)
+    run: dict[str, Any] = {
+        "micro_batch_size": float(micro),
+        "effective_batch_size": float(batch_size * accumulate * world_size),
+        "precision_used": precision,
+    }
 
     metrics: dict[str, Any] = {}
+    optimizer.zero_grad(set_to_none=True)
     for epoch in range(epochs):
         indices = shard_indices(len(train_ids), epoch, seed, rank, world_size)
         rng = random.Random(seed + epoch + 7919 * (rank + 1))
@@ -306,105 +350,65 @@ def run_training(
         train_sums = torch.zeros(4, dtype=torch.float64, device=device)
         diverged = False
         started = time.perf_counter()
-        for count, batch in _batches_on(train_ids, data.train_labels, batches, data.pad_id, device):
-            with autocast():
-                output = train_model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                )
-            loss = F.cross_entropy(output.logits.float(), batch["labels"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            train_sums[0] += loss.detach().double() * count
-            train_sums[1] += count
-            train_sums[3] += batch["attention_mask"].sum()  # non-padding tokens
+        for first in range(0, len(batches), accumulate):
+            # One optimizer step: `accumulate` batches, each in micro-batches of `micro`.
+            group = batches[first : first + accumulate]
+            examples = sum(len(batch) for batch in group)
+            pieces = [piece for batch in group for piece in micro_batches(batch, micro)]
+            on_device = _batches_on(train_ids, data.train_labels, pieces, data.pad_id, device)
+            for index, (count, batch) in enumerate(on_device):
+                loss = forward_backward(batch, count / examples, sync=index == len(pieces) - 1)
+                train_sums[0] += loss.double() * count
+                train_sums[1] += count
+                train_sums[3] += batch["attention_mask"].sum()  # non-padding tokens
+            if scaler is not None:
+                scaler.unscale_(optimizer)
             # Clip (an infinite bound only measures). Gradients are all-reduced, so their norm,
-            # and so the decision to stop, agrees on all ranks.
+            # and so the decision to stop, agrees on all ranks. fp16's scaler skips the steps
+            # with overflowing gradients itself.
             norm = torch.nn.utils.clip_grad_norm_(
                 parameters, max_grad_norm if max_grad_norm > 0 else math.inf
             )
-            if not torch.isfinite(norm):
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            elif not torch.isfinite(norm):
                 diverged = True
                 break
-            optimizer.step()
+            else:
+                optimizer.step()
             scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_sums[2] = time.perf_counter() - started
         # Sums over ranks: loss, examples, seconds (averaged below, so all ranks agree), tokens.
-        train = _all_reduce(train_sums.to(stats_device), distributed).tolist()
+        train = all_reduce_sum(train_sums.to(stats_device), distributed).tolist()
         stats = _evaluate(
             model, eval_ids, data.eval_labels, data.num_labels, hp, data.pad_id, device,
             autocast, rank, world_size,
         )  # fmt: skip
-        metrics = _eval_metrics(_all_reduce(stats.to(stats_device), distributed), data.num_labels)
+        stats = all_reduce_sum(stats.to(stats_device), distributed)
+        metrics = _eval_metrics(stats, data.num_labels)
         train_loss = _finite_or_inf(train[0] / train[1]) if train[1] else math.inf
         metrics["train_loss"] = train_loss
         metrics["train_samples_per_second"] = train[1] / max(train[2] / world_size, 1e-9)
         metrics["train_tokens_per_second"] = train[3] / max(train[2] / world_size, 1e-9)
         metrics["epoch"] = float(epoch + 1)
+        metrics.update(run)
         last = diverged or not math.isfinite(train_loss) or epoch == epochs - 1
-        if last and save_dir is not None:
+        if last:
             metrics.update(
-                _save_final_model(
-                    model, model_name, save_dir, eval_ids, data, max_length, device,
-                    stats_device, rank, distributed,
+                finish_model(
+                    model, hp, model_name, save_dir, eval_ids, data, device, stats_device, rank,
+                    distributed, metrics["eval_accuracy"],
                 )
             )  # fmt: skip
         cost = torch.tensor(meter.sums(), dtype=torch.float64, device=stats_device)
-        metrics.update(meter.metrics(_all_reduce(cost, distributed).tolist()), **counts)
+        metrics.update(meter.metrics(all_reduce_sum(cost, distributed).tolist()), **counts)
         report(dict(metrics))
         if diverged or not math.isfinite(train_loss):
             if rank == 0:
                 logger.warning("training diverged in epoch %d; stopping early", epoch + 1)
             break
     return metrics
-
-
-@torch.no_grad()
-def predictions_head(
-    model: torch.nn.Module, eval_ids: list[list[int]], pad_id: int, device: torch.device
-) -> str:
-    """Predicted labels of the first 8 eval examples, one padded float32 batch, e.g. "1,0,1".
-
-    Every DDP rank holds the same weights, so every rank computes the same labels.
-    """
-    from workers.artifacts import PREDICTIONS_HEAD
-
-    head = eval_ids[:PREDICTIONS_HEAD]
-    if not head:
-        return ""
-    batch = collate(head, [0] * len(head), pad_id)
-    was_training = model.training
-    model.eval()
-    logits = model(
-        input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-    ).logits
-    model.train(was_training)
-    return ",".join(str(int(label)) for label in logits.float().argmax(dim=-1).tolist())
-
-
-def _save_final_model(
-    model: torch.nn.Module,
-    model_name: str,
-    save_dir: str,
-    eval_ids: list[list[int]],
-    data: TokenizedData,
-    max_length: int,
-    device: torch.device,
-    stats_device: torch.device,
-    rank: int,
-    distributed: bool,
-) -> dict[str, Any]:
-    """Rank 0 saves the model; every rank gets the same eval_predictions_head and size."""
-    from pathlib import Path
-
-    from workers.artifacts import save_model
-    from workers.models import build_tokenizer
-
-    head = predictions_head(model, eval_ids, data.pad_id, device)
-    size = torch.zeros(1, dtype=torch.float64, device=stats_device)
-    if rank == 0:
-        size[0] = save_model(model, build_tokenizer(model_name), Path(save_dir), max_length)
-    # Also a barrier: no rank reports (and ends the trial) before the model is saved.
-    size = _all_reduce(size, distributed)
-    return {"eval_predictions_head": head, "checkpoint_bytes": int(size.item())}

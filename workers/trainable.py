@@ -57,6 +57,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             report=with_location(tune.report),
             save_dir=_save_dir(config, context),
             started_at=started_at,
+            auto_batch_size=context.spec.task.auto_batch_size,
         )
         return
     _fit_distributed(hp, context, _save_dir(config, context), started_at)
@@ -94,6 +95,7 @@ def _fit_distributed(
             "threads": max(1, int(resources.cpus_per_worker)),
             "save_dir": save_dir,
             "started_at": started_at,
+            "auto_batch_size": context.spec.task.auto_batch_size,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=resources.num_workers,
@@ -129,6 +131,7 @@ def _train_worker(config: dict[str, Any]) -> None:
         device=get_device(),
         save_dir=config.get("save_dir"),
         started_at=config.get("started_at"),
+        auto_batch_size=config.get("auto_batch_size", True),
     )
 
 

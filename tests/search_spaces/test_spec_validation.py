@@ -145,6 +145,57 @@ def _problem(data: dict[str, Any]) -> tuple[str, str]:
         (_with(surprise=1), "surprise", "Extra inputs are not permitted"),
         (_with(name=""), "name", "printable"),
         (_with(name="a\x00b"), "name", "printable"),
+        (_with(task__compression="zip"), "task.compression", "not one of"),
+        (_with(task__finetune_method="qlora"), "task.finetune_method", "not one of"),
+        (
+            _with(task__model="toy", task__compression="dynamic_int8"),
+            "task.compression",
+            "needs a model; the toy objective has none",
+        ),
+        (
+            _with(
+                task__model="toy",
+                search_space__finetune_method={"type": "categorical", "choices": ["full", "lora"]},
+            ),
+            "search_space.finetune_method",
+            "needs a model",
+        ),
+        (_with(task__precision="fp16"), "task.precision", "fp16 needs GPUs"),
+        (
+            _with(search_space__precision={"type": "categorical", "choices": ["fp32", "fp16"]}),
+            "search_space.precision",
+            "fp16 needs GPUs",
+        ),
+        (
+            _with(task__compression="none", task__hyperparameters={"compression": "none"}),
+            "task.hyperparameters.compression",
+            "given twice",
+        ),
+        (
+            _with(task__model="toy", objective={"metric": "compressed_latency_b1_ms"}),
+            "objectives.0.metric",
+            "measured only by fine-tuning trials",
+        ),
+        (
+            _with(task__model="toy", constraints=[{"metric": "model_bytes", "max": 1e6}]),
+            "constraints.0.metric",
+            "measured only by fine-tuning trials",
+        ),
+        (
+            _with(
+                objective={"metric": "model_bytes"},
+                task__epochs=3,
+                scheduler={"type": "asha"},
+            ),
+            "scheduler.type",
+            "model_bytes is measured once, after the last epoch",
+        ),
+        (_with(objective={"metric": "energy_estimated"}), "objective.metric", "unknown metric"),
+        (
+            _with(task__hyperparameters={"gradient_accumulation_steps": 0}),
+            "task.hyperparameters.gradient_accumulation_steps",
+            "below its minimum",
+        ),
     ],
 )
 def test_bad_spec_names_field_and_reason(data: dict[str, Any], field: str, reason: str) -> None:
@@ -199,6 +250,28 @@ def test_a_validated_spec_validates_again_unchanged() -> None:
     again = validate_spec(first.model_dump(mode="json"))
     assert again == first
     assert [o.metric for o in again.goals] == ["eval_f1", "eval_loss"]
+
+
+def test_cost_and_deployment_metrics_are_objectives_and_constraints() -> None:
+    spec = validate_spec(
+        _with(
+            algorithm="nsga2",
+            objectives=[
+                {"metric": "eval_accuracy"},
+                {"metric": "compressed_latency_b1_ms"},
+                {"metric": "train_tokens_per_second"},
+            ],
+            constraints=[{"metric": "peak_rss_bytes", "max": 4e9}],
+            search_space__compression={"type": "categorical", "choices": ["none", "dynamic_int8"]},
+            task__finetune_method="lora",
+            task__precision="bf16",
+        )
+    )
+    assert [g.direction for g in spec.goals] == ["maximize", "minimize", "maximize"]
+    assert spec.task.finetune_method == "lora"
+    # The toy objective measures the cost that needs no model.
+    toy = validate_spec(_with(task__model="toy", objective={"metric": "device_seconds"}))
+    assert toy.goals[0].direction == "minimize"
 
 
 def test_documented_tunables_are_all_accepted() -> None:

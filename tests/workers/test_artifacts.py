@@ -12,8 +12,17 @@ import torch
 from optuna.trial import TrialState
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from search_spaces.tunables import COST_KEYS, COST_STRING_KEYS, REPORT_KEYS, TUNABLES
+from search_spaces.tunables import (
+    COST_KEYS,
+    COST_STRING_KEYS,
+    DEPLOY_KEYS,
+    REPORT_KEYS,
+    RUN_KEYS,
+    RUN_STRING_KEYS,
+    TUNABLES,
+)
 from workers.artifacts import (
+    ARTIFACT_KEYS,
     BestModelKeeper,
     keep_best,
     prune_trial_dirs,
@@ -43,8 +52,9 @@ def test_run_training_saves_a_loadable_model_before_its_last_report(tmp_path: Pa
 
     run_training(_hp(), data, "tiny-bert", report, torch.device("cpu"), save_dir=str(target))
     first, last = reports
-    cost = {*COST_KEYS, *COST_STRING_KEYS}
-    assert set(first) == {*REPORT_KEYS, *cost, "saved"} and not first["saved"]  # only after last
+    every = {*REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS, *RUN_KEYS, *RUN_STRING_KEYS}
+    assert set(first) == {*every, "saved"} and not first["saved"]  # only after last
+    assert set(last) == {*every, *DEPLOY_KEYS, *ARTIFACT_KEYS, "saved"}
     assert last["saved"] and last["checkpoint_bytes"] > 100_000
     assert last["checkpoint_bytes"] == sum(p.stat().st_size for p in target.iterdir())
     assert sorted(p.name for p in target.parent.iterdir()) == ["4"]  # no temporary dir left

@@ -41,13 +41,13 @@ def test_tiny_bert_data_is_tokenised_without_torch() -> None:
         """
         import sys
         from search_spaces.spec import validate_spec
-        from workers.run_study import _tokenise_once
+        from workers.run_study import tokenise_once
         spec = validate_spec({
             "name": "t",
             "task": {"model": "tiny-bert", "max_train_samples": 8, "max_eval_samples": 4},
             "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}},
         })
-        data = _tokenise_once(spec)
+        data = tokenise_once(spec)
         print(len(data.train_ids), len(data.eval_ids), "torch" in sys.modules)
         """
     )

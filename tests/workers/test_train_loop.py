@@ -15,11 +15,22 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import workers.train_loop as train_loop
-from search_spaces.tunables import COST_KEYS, COST_STRING_KEYS, REPORT_KEYS, TUNABLES
+from search_spaces.tunables import (
+    COST_KEYS,
+    COST_STRING_KEYS,
+    DEPLOY_KEYS,
+    REPORT_KEYS,
+    RUN_KEYS,
+    RUN_STRING_KEYS,
+    TUNABLES,
+)
 from workers.data import TokenizedData, synthetic_sentiment, tokenize
 from workers.models import build_model
 from workers.tiny_bert import build_tiny_bert_tokenizer
 from workers.train_loop import length_grouped_batches, run_training, shard_indices
+
+# What every epoch's report holds; the last one adds DEPLOY_KEYS.
+EVERY_REPORT = {*REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS, *RUN_KEYS, *RUN_STRING_KEYS}
 
 
 def _hp(**overrides: Any) -> dict[str, Any]:
@@ -46,9 +57,11 @@ def test_reports_every_epoch_with_valid_metrics(data: TokenizedData) -> None:
     reports = _train(_hp(epochs=3), data)
     assert [r["epoch"] for r in reports] == [1, 2, 3]
     for metrics in reports:
-        assert set(metrics) == {*REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS}
-        assert metrics["device_kind"] == "cpu"
-        assert all(isinstance(v, float) for k, v in metrics.items() if k != "device_kind")
+        final = DEPLOY_KEYS if metrics is reports[-1] else ()
+        assert set(metrics) == {*EVERY_REPORT, *final}
+        assert metrics["device_kind"] == "cpu" and metrics["precision_used"] == "fp32"
+        strings = {*COST_STRING_KEYS, *RUN_STRING_KEYS}
+        assert all(isinstance(v, float) for k, v in metrics.items() if k not in strings)
         assert metrics["parameter_count"] >= metrics["trainable_parameter_count"] > 0
         assert metrics["train_tokens_per_second"] > metrics["train_samples_per_second"]
         assert metrics["wall_time_s"] >= metrics["time_to_first_result_s"] > 0
@@ -93,6 +106,13 @@ CHANGES: dict[str, dict[str, Any]] = {
     "max_seq_length": {"max_seq_length": 8},
     "seed": {"seed": 1},
     "max_grad_norm": {"max_grad_norm": 0.01},
+    "gradient_accumulation_steps": {"gradient_accumulation_steps": 3},
+    "finetune_method": {"finetune_method": "lora"},
+    "lora_r": {"finetune_method": "lora", "lora_r": 2},
+    "lora_alpha": {"finetune_method": "lora", "lora_alpha": 64},
+    "lora_dropout": {"finetune_method": "lora", "lora_dropout": 0.0},
+    "compression": {"compression": "dynamic_int8"},
+    "precision": {"precision": "bf16"},
 }
 
 
@@ -102,13 +122,14 @@ def test_every_tunable_is_used() -> None:
 
     def outcome(**overrides: Any) -> list[tuple[float, ...]]:
         reports = _train(_hp(**{"epochs": 1, **overrides}), small)
-        return [(r["train_loss"], r["eval_loss"], r["epoch"]) for r in reports]
+        last = reports[-1]["compressed_model_bytes"]
+        return [(r["train_loss"], r["eval_loss"], r["epoch"], last) for r in reports]
 
     baseline = outcome()
     assert outcome() == baseline  # deterministic
-    sgd = outcome(optimizer="sgd")
+    references = {"momentum": outcome(optimizer="sgd"), "lora": outcome(finetune_method="lora")}
     for name, change in CHANGES.items():
-        reference = sgd if name == "momentum" else baseline
+        reference = references.get(name.split("_")[0], baseline)
         assert outcome(**change) != reference, name
 
 
@@ -218,7 +239,8 @@ def test_two_process_gloo_ddp_reports_identical_metrics(
     assert len(ranks[0]) == 2
     assert ranks[0] == ranks[1]
     for metrics in ranks[0]:
-        assert set(metrics) == {*REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS}
+        final = DEPLOY_KEYS if metrics is ranks[0][-1] else ()
+        assert set(metrics) == {*EVERY_REPORT, *final}
         assert 0.0 <= metrics["eval_accuracy"] <= 1.0
         assert math.isfinite(metrics["train_loss"])
     # Each rank trains on half the data; the global sample count is all 512 examples.
