@@ -37,12 +37,13 @@ FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP)
 	HPO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HPO_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_fuzz.py
 
-# The CPU benchmarks (figures printed and written to bench/results/); about 20 min on 2 cores.
+# The CPU benchmarks (figures printed and written to bench/results/); about 25 min on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python bench/query_scale.py
 	$(BIN)/python bench/api_load.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/dispatch_overhead.py
+	$(BIN)/python bench/efficiency.py
 
 # Grid vs random vs TPE vs TPE+ASHA on SST-2 with MiniLM (about 30 min per seed on 2 cores).
 bench-search: $(STAMP)

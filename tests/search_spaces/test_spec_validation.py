@@ -292,7 +292,9 @@ def test_documented_tunables_are_all_accepted() -> None:
         assert name in TUNABLES
 
 
-@pytest.mark.parametrize("name", ["quickstart", "sst2_minilm", "bert_base_glue_gpu"])
+@pytest.mark.parametrize(
+    "name", ["quickstart", "sst2_minilm", "sst2_minilm_efficiency", "bert_base_glue_gpu"]
+)
 def test_ready_study_files_validate(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # paths are relative to the repo
     spec = load_spec_file(ready_spec_path(name))
