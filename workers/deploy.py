@@ -10,7 +10,8 @@ kernels only):
   pass over batches of 1 and 32 eval examples, over :data:`LATENCY_RUNS` runs after a warm-up;
 * ``compressed_eval_accuracy``: the compressed model's accuracy, measured on the whole eval set
   (with compression ``none`` it is the trained model's ``eval_accuracy``, and the other
-  ``compressed_*`` values equal the uncompressed ones).
+  ``compressed_*`` values equal the uncompressed ones; likewise for a model whose weights are
+  not finite, which no method can compress).
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def measure_deployment(
     metrics = {"model_bytes": float(serialized_bytes(trained.state_dict()))}
     for batch in LATENCY_BATCHES:
         metrics[f"latency_b{batch}_ms"] = latency_ms(trained, eval_ids, batch, pad_id)
-    if method == "none":
+    finite = all(bool(torch.isfinite(t).all()) for t in trained.state_dict().values())
+    if method == "none" or not finite:  # nothing to compress, or a diverged model
         compressed = trained
         metrics["compressed_eval_accuracy"] = eval_accuracy
         metrics["compressed_model_bytes"] = metrics["model_bytes"]

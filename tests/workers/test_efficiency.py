@@ -168,3 +168,15 @@ def test_precision_is_resolved_per_device(data: TokenizedData) -> None:
         resolve_precision("fp16", CPU)
     bf16 = _train(_hp(precision="bf16"), data)
     assert bf16["precision_used"] == "bf16" and bf16["train_loss"] < 10
+
+
+def test_a_model_with_non_finite_weights_is_measured_uncompressed(data: TokenizedData) -> None:
+    broken = build_model("tiny-bert", 2, 0.0, seed=0)
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    deployed = measure_deployment(
+        broken, "dynamic_int8", data.eval_ids, data.eval_labels, data.pad_id, 0.25
+    )
+    assert deployed.compressed is broken
+    assert deployed.metrics["compressed_eval_accuracy"] == 0.25
+    assert deployed.metrics["compressed_model_bytes"] == deployed.metrics["model_bytes"]
