@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -23,6 +22,7 @@ from service.store.optuna_tables import (
     trial_values,
     trials,
 )
+from service.store.pareto import ParetoFronts
 from service.store.trial_filters import (
     TRIAL_STATES,
     Cursor,
@@ -89,6 +89,7 @@ class TrialQueries:
         # Study name → id and id → directions never change while a study exists.
         self._ids: dict[str, int] = {}
         self._directions: dict[int, tuple[str, ...]] = {}
+        self._fronts = ParetoFronts(engine)
 
     def study_id(self, study_name: str) -> int | None:
         """Optuna's integer id of a study name, or None if Optuna has not created it yet."""
@@ -110,6 +111,7 @@ class TrialQueries:
         study_id = self._ids.pop(study_name, None)
         if study_id is not None:
             self._directions.pop(study_id, None)
+            self._fronts.forget(study_id)
 
     def directions(self, study_id: int) -> list[str]:
         """Objective directions ("MAXIMIZE"/"MINIMIZE"), in objective order."""
@@ -152,21 +154,12 @@ class TrialQueries:
     def pareto(self, study_id: int) -> list[TrialRecord]:
         """The completed trials no other completed trial dominates, by trial number.
 
-        Reads only the objective values to find the front, then the front's own rows.
+        The front is kept up to date incrementally (``service.store.pareto``): after the first
+        call, only the trials that completed since are read, then the front's own rows.
         """
         signs = [-1.0 if d == "MAXIMIZE" else 1.0 for d in self.directions(study_id)]
-        query = (
-            select(trial_values.c.trial_id, trial_values.c.objective, trial_values.c.value)
-            .join(trials, trials.c.trial_id == trial_values.c.trial_id)
-            .where(trials.c.study_id == study_id, trials.c.state == TrialState.COMPLETE)
-        )
-        vectors: dict[int, list[float]] = {}
+        front = self._fronts.front(study_id, signs)
         with self._engine.connect() as conn:
-            for trial_id, objective, value in conn.execute(query):
-                vector = vectors.setdefault(trial_id, [math.inf] * len(signs))
-                if value is not None and objective < len(signs):
-                    vector[objective] = signs[objective] * value
-            front = non_dominated(vectors)
             rows = (
                 conn.execute(
                     select(trials).where(trials.c.trial_id.in_(front)).order_by(trials.c.number)
@@ -329,21 +322,6 @@ class TrialQueries:
 def complete_trial(study_id: int) -> Any:
     """The WHERE clause of a study's COMPLETE trials."""
     return and_(trials.c.study_id == study_id, trials.c.state == TrialState.COMPLETE)
-
-
-def non_dominated(vectors: dict[int, list[float]]) -> list[int]:
-    """Keys whose vectors (to minimise) no other vector dominates; ties are all kept."""
-    front: list[tuple[int, list[float]]] = []
-    for key, vector in sorted(vectors.items(), key=lambda item: item[1]):
-        if any(_dominates(other, vector) for _, other in front):
-            continue
-        front = [(k, v) for k, v in front if not _dominates(vector, v)]
-        front.append((key, vector))
-    return [key for key, _ in front]
-
-
-def _dominates(a: list[float], b: list[float]) -> bool:
-    return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
 
 def _value(trial: TrialRecord | None) -> float | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
@@ -199,3 +200,70 @@ def test_indexes_exist_and_creation_is_idempotent(database_url: str, engine: Eng
         for index in inspector.get_indexes(table)
     }
     assert {str(index.name) for index in INDEXES} <= present
+
+
+def _front_numbers(study: optuna.Study) -> set[int]:
+    """Brute force: numbers of the completed trials no other completed trial dominates."""
+    signs = [-1.0 if d.name == "MAXIMIZE" else 1.0 for d in study.directions]
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    vectors = {t.number: [s * v for s, v in zip(signs, t.values, strict=True)] for t in done}
+
+    def dominated(a: list[float]) -> bool:
+        return any(all(x <= y for x, y in zip(b, a, strict=True)) and b != a
+                   for b in vectors.values())  # fmt: skip
+
+    return {number for number, vector in vectors.items() if not dominated(vector)}
+
+
+def _pareto_numbers(queries: TrialQueries, name: str) -> set[int]:
+    study_id = queries.study_id(name)
+    assert study_id is not None
+    return {t.number for t in queries.pareto(study_id)}
+
+
+def test_pareto_front_stays_exact_as_trials_complete(database_url: str, engine: Engine) -> None:
+    study = optuna.create_study(storage=database_url, study_name="front",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    rng = np.random.default_rng(0)
+
+    def values() -> list[float]:
+        return [round(float(rng.uniform(0, 1)), 1), round(float(rng.uniform(0, 1)), 1)]
+
+    running = []
+    for i in range(40):
+        trial = study.ask()
+        if i % 9 == 4:
+            running.append(trial)  # left RUNNING, completed later (a lower id than the rest)
+        elif i % 9 == 5:
+            study.tell(trial, state=TrialState.FAIL)
+        elif i == 11:
+            study.tell(trial, [math.inf, 0.5])
+        else:
+            study.tell(trial, values())
+    queries = TrialQueries(engine)  # one instance: every call after the first is incremental
+    assert _pareto_numbers(queries, "front") == _front_numbers(study)
+    assert _pareto_numbers(queries, "front") == _front_numbers(study)  # nothing new
+    study.tell(running.pop(0), [2.0, -1.0])  # an old trial completes, dominating all but #11
+    assert _pareto_numbers(queries, "front") == _front_numbers(study) == {4, 11}
+    study.enqueue_trial({})
+    waiting = study.ask()  # the enqueued (WAITING) trial
+    for trial in running:
+        study.tell(trial, [3.0, 5.0])  # a new extreme on the first objective
+    for _ in range(5):
+        study.tell(study.ask(), values())
+    study.tell(waiting, [2.0, -2.0])
+    assert _pareto_numbers(queries, "front") == _front_numbers(study)
+    assert len(_front_numbers(study)) >= 2
+
+    # A deleted study's front is not served for a new study that reuses its id.
+    study_id = queries.study_id("front")
+    optuna.delete_study(study_name="front", storage=database_url)
+    queries.forget("front")
+    again = optuna.create_study(storage=database_url, study_name="front",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    for _ in range(3):
+        again.tell(again.ask(), values())
+    assert _pareto_numbers(queries, "front") == _front_numbers(again)
+    other = TrialQueries(engine)
+    other._fronts.front(study_id, [-1.0, 1.0])  # a cache built before the deletion...
+    assert _pareto_numbers(other, "front") == _front_numbers(again)
