@@ -16,9 +16,20 @@ INDEXES = (
 )
 
 
+# Optuna's tables the service queries; PostgreSQL plans their joins from their statistics.
+ANALYZED_TABLES = ("trials", "trial_values", "trial_params", "trial_user_attributes", "studies")
+
+
 def ensure_indexes(engine: Engine) -> None:
     """Create the indexes that are missing (idempotent, also against a concurrent start-up;
-    Optuna's tables must exist)."""
+    Optuna's tables must exist), then refresh PostgreSQL's statistics of the tables.
+
+    Without statistics (a database just restored or bulk-loaded, before autovacuum's analyze)
+    PostgreSQL estimates a study's 100,000 trials as a handful and picks nested loops that make
+    ``/best`` 40x slower; ``ANALYZE`` samples a fixed number of rows, so it stays cheap.
+    """
     with engine.begin() as conn:
         for index in INDEXES:
             conn.execute(CreateIndex(index, if_not_exists=True))
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE " + ", ".join(ANALYZED_TABLES))
