@@ -13,6 +13,7 @@ from optuna.storages._rdb.models import TrialValueModel
 from optuna.trial import TrialState
 from sqlalchemy import Engine, and_, func, select
 
+from service.store.best import BestTrials
 from service.store.optuna_tables import (
     studies,
     study_directions,
@@ -90,6 +91,7 @@ class TrialQueries:
         self._ids: dict[str, int] = {}
         self._directions: dict[int, tuple[str, ...]] = {}
         self._fronts = ParetoFronts(engine)
+        self._best = BestTrials()
 
     def study_id(self, study_name: str) -> int | None:
         """Optuna's integer id of a study name, or None if Optuna has not created it yet."""
@@ -112,6 +114,7 @@ class TrialQueries:
         if study_id is not None:
             self._directions.pop(study_id, None)
             self._fronts.forget(study_id)
+            self._best.forget(study_id)
 
     def directions(self, study_id: int) -> list[str]:
         """Objective directions ("MAXIMIZE"/"MINIMIZE"), in objective order."""
@@ -172,9 +175,18 @@ class TrialQueries:
     def best(self, study_id: int) -> TrialRecord | None:
         """The completed trial with the best first-objective value (lowest number on ties).
 
-        Walks the (objective, value) index from the best end, so its cost does not grow with
-        the study; infinite values (stored as NULL, rare) are looked up first.
+        The first call walks the (objective, value) index from the best end, so its cost does
+        not grow with the study; later calls read only the trials completed since
+        (``service.store.best``).
         """
+        sign = -1.0 if self.directions(study_id)[:1] == ["MAXIMIZE"] else 1.0
+        with self._engine.connect() as conn:
+            return self._best.best(
+                conn, study_id, sign, lambda c: self._walk_best(c, study_id), self._load
+            )
+
+    def _walk_best(self, conn: Any, study_id: int) -> tuple[int, TrialRecord] | None:
+        """The best trial by the value index (infinite values, stored as NULL, first)."""
         maximize = self.directions(study_id)[:1] == ["MAXIMIZE"]
         kind = TrialValueModel.TrialValueType
         value = trial_values.c.value
@@ -189,17 +201,20 @@ class TrialQueries:
             .where(complete_trial(study_id), trial_values.c.objective == 0, value.is_not(None))
             .order_by(value.desc() if maximize else value.asc(), trials.c.number)
         )
-        with self._engine.connect() as conn:
-            queries = [finite]
-            ids = list(conn.execute(infinite).scalars())
-            if ids:
-                among = select(trials).where(complete_trial(study_id), trials.c.trial_id.in_(ids))
-                queries.insert(0, among.order_by(trials.c.number))
-            for query in queries:
-                rows = conn.execute(query.limit(1)).mappings().all()
-                if rows:
-                    return self._hydrate(conn, rows)[0]
+        queries = [finite]
+        ids = list(conn.execute(infinite).scalars())
+        if ids:
+            among = select(trials).where(complete_trial(study_id), trials.c.trial_id.in_(ids))
+            queries.insert(0, among.order_by(trials.c.number))
+        for query in queries:
+            rows = conn.execute(query.limit(1)).mappings().all()
+            if rows:
+                return int(rows[0]["trial_id"]), self._hydrate(conn, rows)[0]
         return None
+
+    def _load(self, conn: Any, trial_id: int) -> TrialRecord:
+        rows = conn.execute(select(trials).where(trials.c.trial_id == trial_id)).mappings().all()
+        return self._hydrate(conn, rows)[0]
 
     def page(
         self,

@@ -275,3 +275,43 @@ def test_pareto_front_stays_exact_as_trials_complete(database_url: str, engine: 
     other = TrialQueries(engine)
     other._fronts.front(study_id, [-1.0, 1.0])  # a cache built before the deletion...
     assert _pareto_numbers(other, "front") == _front_numbers(again)
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_best_stays_exact_as_trials_complete(
+    database_url: str, engine: Engine, direction: str
+) -> None:
+    study = optuna.create_study(storage=database_url, study_name="best", direction=direction)
+    good = 1.0 if direction == "maximize" else -1.0  # the sign of a better value
+    queries = TrialQueries(engine)  # one instance: every call after the first is incremental
+
+    def best_number() -> int | None:
+        study_id = queries.study_id("best")
+        assert study_id is not None
+        found = queries.best(study_id)
+        return found.number if found is not None else None
+
+    early = study.ask()  # number 0: stays RUNNING for a while
+    assert best_number() is None
+    for value in (0.1, 0.5, 0.3):
+        study.tell(study.ask(), good * value)
+    assert best_number() == study.best_trial.number == 2
+    assert best_number() == 2  # nothing new
+    study.tell(study.ask(), good * 0.5)  # a tie with a higher number does not win
+    study.tell(study.ask(), state=TrialState.FAIL)
+    assert best_number() == 2
+    study.tell(early, good * 0.5)  # an old trial ties with a lower number: it wins
+    assert best_number() == study.best_trial.number == 0
+    study.tell(study.ask(), good * math.inf)
+    assert best_number() == study.best_trial.number == 6
+    study.tell(study.ask(), good * 9.0)
+    assert best_number() == 6
+
+    optuna.delete_study(study_name="best", storage=database_url)  # another process's view:
+    again = optuna.create_study(storage=database_url, study_name="best", direction=direction)
+    for value in (0.2, 0.4):
+        again.tell(again.ask(), good * value)
+    fresh = TrialQueries(engine).study_id("best")
+    assert fresh is not None
+    found = queries.best(fresh)  # the kept best of the deleted study is not served
+    assert found is not None and found.number == again.best_trial.number == 1
