@@ -50,7 +50,7 @@ class BestTrials:
         trial from scratch (its id and record), ``load`` reads one trial by id."""
         with self._lock:
             known = self._kept.get(study_id)
-        if known is not None and intact(conn, study_id, [known.trial_id or 0, known.mark.max_id]):
+        if known is not None and intact(conn, study_id, [known.trial_id or 0, known.mark.top_id]):
             mark, done = advance(conn, study_id, known.mark)
             updated = _Best(mark, known.trial_id, known.key, known.record)
             if done:

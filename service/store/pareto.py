@@ -48,7 +48,7 @@ class ParetoFronts:
         with self._lock:
             known = self._fronts.get(study_id)
         with self._engine.connect() as conn:
-            if known is not None and intact(conn, study_id, [*known.vectors, known.mark.max_id]):
+            if known is not None and intact(conn, study_id, [*known.vectors, known.mark.top_id]):
                 mark, done = advance(conn, study_id, known.mark)
                 found = {**known.vectors, **(values_of(conn, done, signs) if done else {})}
             else:  # first call, or the study was deleted (and its id reused)
@@ -59,7 +59,7 @@ class ParetoFronts:
                     .where(
                         trials.c.study_id == study_id,
                         trials.c.state == TrialState.COMPLETE,
-                        trials.c.trial_id <= mark.max_id,
+                        trials.c.number <= mark.max_number,
                     )
                 )
                 found = vectors(conn.execute(complete), signs)
