@@ -27,14 +27,14 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from search_spaces.spec import Dataset  # noqa: E402
 from search_spaces.tunables import TUNABLES  # noqa: E402
-from workers.data import TokenizedData, load_text_data, tokenize  # noqa: E402
-from workers.models import build_tokenizer  # noqa: E402
+from workers.data import TokenizedData  # noqa: E402
 from workers.train_loop import run_training  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from train_throughput import load_data  # noqa: E402
+
 RESULTS = REPO / "bench" / "results"
-SST2 = REPO.parent / "shared" / "data" / "sst2"
 # name -> (finetune_method, compression, learning rate): LoRA's adapters start at zero and
 # want a larger step than full fine-tuning.
 VARIANTS: dict[str, tuple[str, str, float]] = {
@@ -69,18 +69,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         cores = os.cpu_count() or 1
         args.threads = max(1, min(cores, cores - round(os.getloadavg()[0])))
     return args
-
-
-def load_data(args: argparse.Namespace) -> TokenizedData:
-    if args.quick:
-        dataset = Dataset(name="synthetic-sentiment")
-    else:
-        dataset = Dataset(
-            train=str(SST2 / "train.tsv"), eval=str(SST2 / "dev.tsv"), format="tsv",
-            text_column="sentence", label_column="label",
-        )  # fmt: skip
-    text = load_text_data(dataset, args.train_samples, args.eval_samples, seed=0)
-    return tokenize(text, build_tokenizer(args.model), args.max_seq_length)
 
 
 def run_variant(
@@ -164,7 +152,7 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    data = load_data(args)
+    data, _ = load_data(args)  # the same SST-2 (or synthetic) subset as train_throughput.py
     rows: dict[str, dict[str, Any]] = {}
     for name, (method, compression, lr) in VARIANTS.items():
         started = time.perf_counter()
