@@ -25,6 +25,7 @@ from search_spaces.tunables import (
     TUNABLES,
 )
 from workers.data import TokenizedData, synthetic_sentiment, tokenize
+from workers.faults import OOM_ENV
 from workers.models import build_model
 from workers.tiny_bert import build_tiny_bert_tokenizer
 from workers.train_loop import length_grouped_batches, run_training, shard_indices
@@ -218,12 +219,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _ddp_worker(rank: int, port: int, data: TokenizedData, out: str) -> None:
+def _ddp_worker(
+    rank: int, port: int, data: TokenizedData, out: str, overrides: dict[str, Any] | None = None
+) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         reports: list[dict[str, float]] = []
-        run_training(_hp(epochs=2), data, "tiny-bert", reports.append, torch.device("cpu"))
+        hp = _hp(epochs=2, **(overrides or {}))
+        save_dir = str(Path(out, "model")) if overrides else None
+        run_training(hp, data, "tiny-bert", reports.append, torch.device("cpu"), save_dir)
         Path(out, f"rank{rank}.json").write_text(json.dumps(reports))
         dist.barrier()  # both ranks done before teardown: gloo aborts a rank torn down early
     finally:
@@ -245,3 +250,22 @@ def test_two_process_gloo_ddp_reports_identical_metrics(
         assert math.isfinite(metrics["train_loss"])
     # Each rank trains on half the data; the global sample count is all 512 examples.
     assert ranks[0][-1]["eval_accuracy"] > 0.55
+
+
+@pytest.mark.timeout(180)
+def test_two_process_ddp_with_lora_accumulation_micro_batches_and_int8(
+    data: TokenizedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(OOM_ENV, "5")  # the spawned ranks inherit it: micro-batches of 4
+    options = {"finetune_method": "lora", "learning_rate": 1e-2, "gradient_accumulation_steps": 2,
+               "compression": "dynamic_int8"}  # fmt: skip
+    mp.spawn(_ddp_worker, args=(_free_port(), data, str(tmp_path), options), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0] == ranks[1]
+    last = ranks[0][-1]
+    assert last["micro_batch_size"] == 4 and last["effective_batch_size"] == 16 * 2 * 2
+    assert last["trainable_parameter_count"] < 0.2 * last["parameter_count"]
+    assert last["compressed_model_bytes"] < 0.8 * last["model_bytes"]
+    saved = tmp_path / "model"
+    assert (saved / "adapter").is_dir() and (saved / "compressed" / "model.pt").is_file()
+    assert last["checkpoint_bytes"] == sum(p.stat().st_size for p in (saved / "adapter").iterdir())
