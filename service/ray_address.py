@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 _RESOLVE = (
     "import sys\n"
@@ -28,24 +29,36 @@ def jobs_api_url(address: str, auth_token: str | None = None, timeout_s: float =
     return address if "://" in address else f"http://{address}"
 
 
+ATTEMPTS = 3  # a Ray Client server can fail to start one session (e.g. a port race): retry
+RETRY_PAUSE_S = 2.0
+
+
 def _from_ray_client(address: str, auth_token: str | None, timeout_s: float) -> str:
     # A child process: Ray reads its auth mode and token once per process, and a Ray Client
     # connection would otherwise stay attached to the server.
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     if auth_token:
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=auth_token)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _RESOLVE, address],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
-    except subprocess.TimeoutExpired:
-        raise RayAddressError(f"no answer from the Ray Client at {address}") from None
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines or not lines[-1].startswith("http"):
+    deadline = time.monotonic() + timeout_s
+    reason = "no attempt"
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(RETRY_PAUSE_S)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", _RESOLVE, address],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=left,
+            )
+        except subprocess.TimeoutExpired:
+            raise RayAddressError(f"no answer from the Ray Client at {address}") from None
+        lines = done.stdout.strip().splitlines()
+        if done.returncode == 0 and lines and lines[-1].startswith("http"):
+            return lines[-1]
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RayAddressError(f"cannot reach the Ray Client at {address}: {reason}")
-    return lines[-1]
+    raise RayAddressError(f"cannot reach the Ray Client at {address}: {reason}")
