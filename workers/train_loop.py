@@ -135,6 +135,19 @@ def _fused_if_possible(
     return kind(groups, **options)
 
 
+def _batch_loss(
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]],
+    oom_limit: int | None,
+) -> torch.Tensor:
+    """Mean cross-entropy of one (micro-)batch, the forward pass under autocast."""
+    check_simulated_oom(len(batch["labels"]), oom_limit)
+    with autocast():
+        output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return F.cross_entropy(output.logits.float(), batch["labels"])
+
+
 def _finite_or_inf(value: float) -> float:
     """A loss as a comparable float: non-finite (diverged) becomes +inf."""
     return value if math.isfinite(value) else math.inf
@@ -291,10 +304,7 @@ def run_training(
     if auto_batch_size and (device.type == "cuda" or oom_limit is not None):
 
         def probe_pass(batch: dict[str, torch.Tensor]) -> None:
-            check_simulated_oom(len(batch["labels"]), oom_limit)
-            with autocast():
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            F.cross_entropy(logits.logits.float(), batch["labels"]).backward()
+            _batch_loss(model, batch, autocast, oom_limit).backward()
 
         probe = worst_case_probe(model, train_ids, data.pad_id, device, probe_pass)
         micro = fit_micro_batch(probe, batch_size, distributed, stats_device)
@@ -315,14 +325,9 @@ def run_training(
 
     def forward_backward(batch: dict[str, torch.Tensor], weight: float, sync: bool) -> torch.Tensor:
         """Add ``weight`` * the batch's mean loss to the gradients (all-reduced if ``sync``)."""
-        check_simulated_oom(len(batch["labels"]), oom_limit)
         skip_sync = distributed and not sync
         with train_model.no_sync() if skip_sync else contextlib.nullcontext():  # type: ignore[operator]
-            with autocast():
-                output = train_model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                )
-            loss = F.cross_entropy(output.logits.float(), batch["labels"])
+            loss = _batch_loss(train_model, batch, autocast, oom_limit)
             scaled = loss * weight
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         return loss.detach()

@@ -182,12 +182,13 @@ class TrialQueries:
         sign = -1.0 if self.directions(study_id)[:1] == ["MAXIMIZE"] else 1.0
         with self._engine.connect() as conn:
             return self._best.best(
-                conn, study_id, sign, lambda c: self._walk_best(c, study_id), self._load
+                conn, study_id, sign, lambda c: self._walk_best(c, study_id, sign < 0), self._load
             )
 
-    def _walk_best(self, conn: Any, study_id: int) -> tuple[int, TrialRecord] | None:
+    def _walk_best(
+        self, conn: Any, study_id: int, maximize: bool
+    ) -> tuple[int, TrialRecord] | None:
         """The best trial by the value index (infinite values, stored as NULL, first)."""
-        maximize = self.directions(study_id)[:1] == ["MAXIMIZE"]
         kind = TrialValueModel.TrialValueType
         value = trial_values.c.value
         infinite = select(trial_values.c.trial_id).where(
