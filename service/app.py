@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import optuna
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -15,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from service.api import api_router
 from service.api.errors import document_errors, install_error_handlers
 from service.api.events import StreamCounter
+from service.api.read_cache import ReadCache
 from service.auth.keys import KeyStore
 from service.auth.quotas import Quota, QuotaStore
 from service.db import make_engine, redact_url, upgrade_tables
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         engine = make_engine(settings.database_url)
         upgrade_tables(engine)
         app.state.settings = settings
@@ -46,6 +49,8 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         app.state.event_streams = StreamCounter()
         app.state.quotas = QuotaStore(engine, _default_quota(settings))
         app.state.store = StudyStore(engine)
+        app.state.read_cache = ReadCache(settings.read_cache_s)
+        app.state.store.watch(app.state.read_cache.forget)
         app.state.trials = TrialQueries(engine)
         app.state.events = EventStore(engine)
         app.state.optuna_storage = optuna.storages.RDBStorage(

@@ -22,6 +22,9 @@ from sqlalchemy import (
 )
 
 from search_spaces.protocol import EVENTS_TABLE, STUDIES_TABLE
+from service.pool_health import ping_when_idle
+
+POOL_SIZE, POOL_OVERFLOW = 20, 20
 
 metadata = MetaData()
 
@@ -81,13 +84,22 @@ def upgrade_tables(engine: Engine) -> None:
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL mode and a busy timeout for concurrent writers."""
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # Enough pooled connections for the request threads: an overflow connection is closed on
+    # return, so a busy server would otherwise reconnect on most requests.
+    kwargs: dict[str, Any] = {}
+    if not _in_memory(url):
+        kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     engine = create_engine(url, **kwargs)
+    ping_when_idle(engine)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _in_memory(url: str) -> bool:
+    return url.startswith("sqlite") and (url.rstrip("/") == "sqlite:" or ":memory:" in url)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

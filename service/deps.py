@@ -1,4 +1,7 @@
-"""Infrastructure injected into handlers through ``Annotated`` aliases."""
+"""Infrastructure injected into handlers through ``Annotated`` aliases.
+
+The getters are ``async``: FastAPI runs a plain ``def`` dependency in a worker thread, a hop
+that costs more than reading ``app.state``."""
 
 from __future__ import annotations
 
@@ -13,42 +16,42 @@ from service.settings import Settings
 from service.store import EventStore, StudyStore, TrialQueries
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     return request.app.state.settings
 
 
-def get_store(request: Request) -> StudyStore:
+async def get_store(request: Request) -> StudyStore:
     """The study store."""
     return request.app.state.store
 
 
-def get_trials(request: Request) -> TrialQueries:
+async def get_trials(request: Request) -> TrialQueries:
     """Read-only trial queries."""
     return request.app.state.trials
 
 
-def get_events(request: Request) -> EventStore:
+async def get_events(request: Request) -> EventStore:
     """The study event log."""
     return request.app.state.events
 
 
-def get_lifecycle(request: Request) -> Lifecycle:
+async def get_lifecycle(request: Request) -> Lifecycle:
     """Cancel, delete, resume."""
     return request.app.state.lifecycle
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     """The job dispatcher (Ray)."""
     return request.app.state.dispatcher
 
 
-def get_monitor(request: Request) -> StudyMonitor:
+async def get_monitor(request: Request) -> StudyMonitor:
     """The scheduler loop."""
     return request.app.state.monitor
 
 
-def get_optuna_storage(request: Request) -> Any:
+async def get_optuna_storage(request: Request) -> Any:
     """Optuna's RDB storage on the service database."""
     return request.app.state.optuna_storage
 

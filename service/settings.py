@@ -41,6 +41,20 @@ class Settings(BaseSettings):
         default=3, ge=0, le=100, description="Times a study whose driver died is resumed."
     )
     poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    read_cache_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Seconds a /best answer is served again to other readers (0: off). A "
+        "finished study's answer is always exact; a running study's may lag this long.",
+    )
+    request_threads: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Worker threads for blocking request work (database reads). The GIL runs "
+        "one at a time, so more threads than the database can overlap only add contention.",
+    )
     dashboard_public_url: str | None = Field(
         default=None, description="Ray dashboard URL to show users, if it differs."
     )

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from search_spaces.spec import Problem, SpecError
 from service.store.trial_filters import QueryError
@@ -36,6 +37,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [Problem(_loc(e), _reason(e)) for e in exc.errors()]
         return problems_response(problems)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated:
+            return await _unexpected(request, exc)
+        # The database went away (restarted, network): the pool has been reset, a retry works.
+        log.warning(
+            "database connection lost on %s %s: %s", request.method, request.url.path, exc.orig
+        )
+        return JSONResponse(
+            {"detail": "database connection lost; retry the request"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

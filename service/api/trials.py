@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
+from service.api.read_cache import Answer, ReadCache
 from service.api.studies import require_study
+from service.auth.access import MAX_ID_LENGTH
 from service.auth.principal import PrincipalDep
 from service.deps import StoreDep, TrialsDep
 from service.schemas import TrialPublic, TrialsPublic, TrialState
+from service.store import StudyStore, TrialQueries
 from service.store.trial_filters import (
     TRIAL_STATES,
     Cursor,
@@ -87,20 +91,41 @@ def list_trials(
 
 
 @router.get("/{study_id}/best", response_model=TrialPublic | TrialsPublic)
-def read_best_trial(
-    study_id: str, store: StoreDep, principal: PrincipalDep, trials: TrialsDep
-) -> TrialPublic | TrialsPublic:
+async def read_best_trial(
+    study_id: str, request: Request, store: StoreDep, principal: PrincipalDep, trials: TrialsDep
+) -> Response:
     """The best completed trial (404 while there is none); for several objectives, the Pareto
-    front ({data, count})."""
-    study = require_study(store, study_id, principal)
+    front ({data, count}). A running study's answer may lag a just-completed trial by up to
+    ``HPO_READ_CACHE_S`` (default 1 s); a finished study's is exact."""
+    cache: ReadCache = request.app.state.read_cache
+    found = await cache.answer(
+        ("best", study_id),
+        principal,
+        lambda: run_in_threadpool(best_answer, store, trials, study_id),
+    )
+    if found.tenant is None:
+        raise HTTPException(404, f"study {study_id!r} not found")
+    if found.status_code != 200:
+        raise HTTPException(found.status_code, found.body.decode())
+    return Response(found.body, media_type="application/json")
+
+
+def best_answer(store: StudyStore, trials: TrialQueries, study_id: str) -> Answer:
+    """``/best`` of a study for whoever may see it: its best trial or Pareto front as JSON, or a
+    404 while no trial has completed."""
+    study = store.get(study_id) if len(study_id) <= MAX_ID_LENGTH else None
+    if study is None:
+        return Answer(None, 404, b"")
     optuna_id = trials.study_id(study.optuna_study_name)
+    answer: TrialPublic | TrialsPublic | None = None
     if optuna_id is not None and len(trials.directions(optuna_id)) > 1:
         front = trials.pareto(optuna_id)
         if front:
-            return TrialsPublic(data=[TrialPublic.of(t) for t in front], count=len(front))
-    best = trials.best(optuna_id) if optuna_id is not None else None
-    if best is None:
-        raise HTTPException(
-            404, f"study {study_id!r} has no completed trial yet (status {study.status})"
-        )
-    return TrialPublic.of(best)
+            answer = TrialsPublic(data=[TrialPublic.of(t) for t in front], count=len(front))
+    if answer is None:
+        best = trials.best(optuna_id) if optuna_id is not None else None
+        if best is None:
+            reason = f"study {study_id!r} has no completed trial yet (status {study.status})"
+            return Answer(study.tenant, 404, reason.encode())
+        answer = TrialPublic.of(best)
+    return Answer(study.tenant, 200, answer.model_dump_json(by_alias=True).encode())

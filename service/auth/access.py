@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request
 
-from service.auth.principal import Principal, authenticate, require_admin
+from service.auth.principal import Principal, authenticate, must_be_admin
 from service.store import StudyRecord, StudyStore
 
 MAX_ID_LENGTH = 64
@@ -24,4 +24,4 @@ def metrics_access(request: Request) -> None:
     needs an admin key (the counts span every tenant)."""
     if request.app.state.settings.metrics_public:
         return
-    require_admin(authenticate(request))
+    must_be_admin(authenticate(request))

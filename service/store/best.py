@@ -12,10 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from service.store.increments import Watermark, advance, intact, snapshot, values_of
-from service.store.optuna_tables import trials
+from service.store.increments import Watermark, advance, snapshot, values_of
 
 if TYPE_CHECKING:
     from service.store.trials import TrialRecord
@@ -50,16 +49,13 @@ class BestTrials:
         trial from scratch (its id and record), ``load`` reads one trial by id."""
         with self._lock:
             known = self._kept.get(study_id)
-        if known is not None and intact(conn, study_id, [known.trial_id or 0, known.mark.top_id]):
-            mark, done = advance(conn, study_id, known.mark)
+        step = None if known is None else advance(conn, study_id, known.mark, [known.trial_id or 0])
+        if known is not None and step is not None:
+            mark, done = step
             updated = _Best(mark, known.trial_id, known.key, known.record)
             if done:
-                values = values_of(conn, done, [sign])
-                query = select(trials.c.trial_id, trials.c.number).where(
-                    trials.c.trial_id.in_(done)
-                )
-                numbers = {int(i): int(n) for i, n in conn.execute(query)}
-                key, trial_id = min(((values[i][0], numbers[i]), i) for i in values)
+                values = values_of(conn, list(done), [sign])
+                key, trial_id = min(((values[i][0], done[i]), i) for i in values)
                 if known.key is None or key < known.key:
                     updated = _Best(mark, trial_id, key, load(conn, trial_id))
         else:  # first call, or the study was deleted (and its id reused)

@@ -18,7 +18,6 @@ from service.store.increments import (
     VALUE_COLUMNS,
     Watermark,
     advance,
-    intact,
     snapshot,
     values_of,
     vectors,
@@ -48,9 +47,10 @@ class ParetoFronts:
         with self._lock:
             known = self._fronts.get(study_id)
         with self._engine.connect() as conn:
-            if known is not None and intact(conn, study_id, [*known.vectors, known.mark.top_id]):
-                mark, done = advance(conn, study_id, known.mark)
-                found = {**known.vectors, **(values_of(conn, done, signs) if done else {})}
+            step = None if known is None else advance(conn, study_id, known.mark, known.vectors)
+            if known is not None and step is not None:
+                mark, done = step
+                found = {**known.vectors, **(values_of(conn, list(done), signs) if done else {})}
             else:  # first call, or the study was deleted (and its id reused)
                 mark = snapshot(conn, study_id)
                 complete = (

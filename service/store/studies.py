@@ -8,7 +8,7 @@ time and reason.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +45,15 @@ class StudyStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._watchers: list[Callable[[str], None]] = []
+
+    def watch(self, changed: Callable[[str], None]) -> None:
+        """Call ``changed(study_id)`` before any status change or deletion is written."""
+        self._watchers.append(changed)
+
+    def _changing(self, study_id: str) -> None:
+        for changed in self._watchers:
+            changed(study_id)
 
     @property
     def engine(self) -> Engine:
@@ -125,6 +134,7 @@ class StudyStore:
             values["finished_at"] = _now()
         if status == "RUNNING":
             values["started_at"] = func.coalesce(t.c.started_at, _now())
+        self._changing(study_id)
         with self._engine.begin() as conn:
             result = conn.execute(
                 update(t)
@@ -149,6 +159,7 @@ class StudyStore:
 
     def delete(self, study_id: str, events: EventStore) -> None:
         """Remove the study row and its events."""
+        self._changing(study_id)
         with self._engine.begin() as conn:
             events.delete_study(conn, study_id)
             conn.execute(delete(t).where(t.c.id == study_id))
