@@ -47,7 +47,7 @@ bench: $(STAMP)
 
 # Grid vs random vs TPE vs TPE+ASHA on SST-2 with MiniLM (about 30 min per seed on 2 cores).
 bench-search: $(STAMP)
-	$(BIN)/python bench/search_compare.py --seeds 0 --resume
+	$(BIN)/python bench/search_compare.py --seeds 0 1 2 --resume
 
 lint: $(STAMP)
 	$(BIN)/ruff check service workers search_spaces tests bench

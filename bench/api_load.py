@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
+import uvloop
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -34,42 +35,58 @@ RESULTS = REPO / "bench" / "results"
 
 
 async def load(url: str, path: str, clients: int, requests: int, seconds: float) -> dict[str, Any]:
-    """``clients`` concurrent loops on GET ``path``; stops at ``requests`` or ``seconds``."""
+    """``clients`` concurrent keep-alive connections looping GET ``path``; stops at ``requests``
+    or ``seconds``. A minimal HTTP/1.1 client on raw asyncio streams, so the load generator
+    (sharing the machine's cores with the server) costs little next to the server."""
+    parts = urlsplit(url)
+    request = f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
     latencies: list[float] = []
-    errors = 0
     failures: dict[str, int] = {}
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as api:
 
-        async def reader() -> None:
-            nonlocal errors
-            while len(latencies) + errors < requests and time.perf_counter() < deadline:
+    def done() -> bool:
+        count = len(latencies) + sum(failures.values())
+        return count >= requests or time.perf_counter() > deadline
+
+    async def reader() -> None:
+        stream, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
+            while not done():
                 started = time.perf_counter()
-                try:
-                    response = await api.get(path)
-                    outcome = str(response.status_code)
-                except httpx.TransportError as exc:
-                    outcome = type(exc).__name__
-                if outcome == "200":
+                writer.write(request)
+                head = await stream.readuntil(b"\r\n\r\n")
+                await stream.readexactly(_content_length(head))
+                status = head[9:12].decode()
+                if status == "200":
                     latencies.append((time.perf_counter() - started) * 1000)
                 else:
-                    errors += 1
-                    failures[outcome] = failures.get(outcome, 0) + 1
+                    failures[status] = failures.get(status, 0) + 1
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+        finally:
+            writer.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(reader() for _ in range(clients)))
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(reader() for _ in range(clients)))
+    wall = time.perf_counter() - started
     latencies.sort()
     return {
         "clients": clients,
         "requests": len(latencies),
-        "errors": errors,
+        "errors": sum(failures.values()),
         "failures": failures,
         "requests_per_s": len(latencies) / wall,
         "p50_ms": latencies[len(latencies) // 2] if latencies else None,
         "p99_ms": latencies[max(0, math.ceil(0.99 * len(latencies)) - 1)] if latencies else None,
     }
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    raise ValueError("response without Content-Length")
 
 
 def measure(url: str, study_id: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -78,7 +95,7 @@ def measure(url: str, study_id: str, args: argparse.Namespace) -> list[dict[str,
     rows = []
     for name, path in paths.items():
         for clients in args.clients:
-            row = asyncio.run(load(url, path, clients, args.requests, args.seconds))
+            row = uvloop.run(load(url, path, clients, args.requests, args.seconds))
             row["endpoint"] = name
             rows.append(row)
             print(

@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--budget", type=int, default=24, help="trial-epochs per method")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of a full trial")
     parser.add_argument("--asha-trials", type=int, default=0, help="default: 2x budget/epochs")
-    parser.add_argument("--train-samples", type=int, default=1000)
+    parser.add_argument("--train-samples", type=int, default=800)
     parser.add_argument("--cpus", type=float, default=2.0, help="CPUs per trial")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -274,7 +274,10 @@ def previous_runs(path: Path, args: Any) -> dict[str, list[dict[str, Any]]]:
     if not path.exists():
         return {}
     old = json.loads(path.read_text())
-    same = all(old["settings"].get(k) == getattr(args, k) for k in ("budget", "epochs", "quick"))
+    same = all(
+        old["settings"].get(k) == getattr(args, k)
+        for k in ("budget", "epochs", "quick", "train_samples")
+    )
     return dict(old["runs"]) if same else {}
 
 
