@@ -52,14 +52,16 @@ def snapshot(conn: Connection, study_id: int) -> Watermark:
     return Watermark(int(top[0]), int(top[1]), pending)
 
 
-_COLUMNS = (trials.c.trial_id, trials.c.number, trials.c.state)
-_OF_STUDY = trials.c.study_id == bindparam("study_id")
-# Built once (a statement built per call costs more than the query): the trials above a number,
-# and those plus some by id, as a UNION rather than an OR so each part is one index range.
-_ABOVE = select(*_COLUMNS).where(_OF_STUDY, trials.c.number > bindparam("above"))
+_COLUMNS = (trials.c.trial_id, trials.c.number, trials.c.state, trials.c.study_id)
+# Built once (a statement built per call costs more than the query): the study's trials above a
+# number, and those plus some by id, as a UNION rather than an OR so each part is one index
+# range. The ids are looked up by primary key alone (their study is checked here): with the
+# study in the condition too, SQLite scans the study's index once the list grows.
+_ABOVE = select(*_COLUMNS).where(
+    trials.c.study_id == bindparam("study_id"), trials.c.number > bindparam("above")
+)
 _ABOVE_OR_AMONG = union_all(
-    _ABOVE,
-    select(*_COLUMNS).where(_OF_STUDY, trials.c.trial_id.in_(bindparam("ids", expanding=True))),
+    _ABOVE, select(*_COLUMNS).where(trials.c.trial_id.in_(bindparam("ids", expanding=True)))
 )
 
 
@@ -75,7 +77,8 @@ def advance(
     rows = sorted(
         {
             (int(i), int(n), _name(state))
-            for i, n, state in conn.execute(_ABOVE_OR_AMONG if ids else _ABOVE, parameters)
+            for i, n, state, study in conn.execute(_ABOVE_OR_AMONG if ids else _ABOVE, parameters)
+            if study == study_id
         }
     )
     if not wanted <= {i for i, _, _ in rows}:
