@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio.to_thread
 import optuna
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -42,7 +41,6 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         engine = make_engine(settings.database_url)
         upgrade_tables(engine)
         app.state.settings = settings

@@ -48,13 +48,6 @@ class Settings(BaseSettings):
         description="Seconds a /best answer is served again to other readers (0: off). A "
         "finished study's answer is always exact; a running study's may lag this long.",
     )
-    request_threads: int = Field(
-        default=8,
-        ge=1,
-        le=1000,
-        description="Worker threads for blocking request work (database reads). The GIL runs "
-        "one at a time, so more threads than the database can overlap only add contention.",
-    )
     dashboard_public_url: str | None = Field(
         default=None, description="Ray dashboard URL to show users, if it differs."
     )
