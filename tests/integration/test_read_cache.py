@@ -16,9 +16,10 @@ SLACK_S = 1.0  # the trial's own clock stamp, the request's time on the wire
 
 def test_best_lags_at_most_the_ttl_and_is_exact_at_the_end(api: httpx.Client) -> None:
     # Each trial better than the one before (the toy objective peaks at lr 1e-3), one at a
-    # time: every completion changes the best trial.
+    # time and at least a second long (20 epochs of 0.05 s): every completion changes the best
+    # trial, and each best stays long enough for a reader to see it through a 1 s cache.
     points = [{"learning_rate": lr, "weight_decay": 0.01} for lr in (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)]
-    spec = toy_spec("read-cache", n_trials=len(points), epochs=2, points_to_evaluate=points)
+    spec = toy_spec("read-cache", n_trials=len(points), epochs=20, points_to_evaluate=points)
     spec["budget"]["max_concurrent_trials"] = 1
     study_id = submit(api, spec)
     seen: list[tuple[datetime, float]] = []
