@@ -270,7 +270,7 @@ def write_report(path: Path, runs: dict[str, list[dict[str, Any]]], args: Any) -
 
 
 def previous_runs(path: Path, args: Any) -> dict[str, list[dict[str, Any]]]:
-    """Runs recorded by an earlier invocation with the same budget and epochs."""
+    """Runs recorded by an earlier invocation with the same budget, epochs and training subset."""
     if not path.exists():
         return {}
     old = json.loads(path.read_text())

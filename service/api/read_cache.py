@@ -52,7 +52,7 @@ class ReadCache:
         """The kept answer if fresh, else ``compute()`` (shared by concurrent callers; it must
         not depend on who asks). A study ``principal`` may not see is answered as missing."""
         entry = self._entries.get(key)
-        if self.ttl_s <= 0:
+        if self.ttl_s <= 0:  # off: every call computes
             found = await compute()
         elif entry is not None and entry.expires >= time.monotonic():
             found = Answer(entry.tenant, 200, entry.body)
@@ -75,14 +75,11 @@ class ReadCache:
         finally:
             self._running.pop(key, None)
         if found.status_code == 200 and found.tenant is not None:
-            self.put(key, found.tenant, found.body, epoch)
+            self._keep(key, found.tenant, found.body, epoch)
         return found
 
-    def put(self, key: tuple[str, str], tenant: str, body: bytes, epoch: int) -> None:
-        """Keep ``body`` unless a study changed since ``epoch`` (read before computing it) or
-        caching is off."""
-        if self.ttl_s <= 0:
-            return
+    def _keep(self, key: tuple[str, str], tenant: str, body: bytes, epoch: int) -> None:
+        """Keep ``body`` unless a study changed since ``epoch`` (read before computing it)."""
         with self._lock:
             if epoch != self._epoch:
                 return

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.read_cache import Answer, ReadCache
 from service.api.studies import require_study
-from service.auth.access import MAX_ID_LENGTH
+from service.auth.access import find_study, not_found
 from service.auth.principal import PrincipalDep
 from service.deps import StoreDep, TrialsDep
 from service.schemas import TrialPublic, TrialsPublic, TrialState
@@ -104,7 +104,7 @@ async def read_best_trial(
         lambda: run_in_threadpool(best_answer, store, trials, study_id),
     )
     if found.tenant is None:
-        raise HTTPException(404, f"study {study_id!r} not found")
+        raise not_found(study_id)
     if found.status_code != 200:
         raise HTTPException(found.status_code, found.body.decode())
     return Response(found.body, media_type="application/json")
@@ -113,7 +113,7 @@ async def read_best_trial(
 def best_answer(store: StudyStore, trials: TrialQueries, study_id: str) -> Answer:
     """``/best`` of a study for whoever may see it: its best trial or Pareto front as JSON, or a
     404 while no trial has completed."""
-    study = store.get(study_id) if len(study_id) <= MAX_ID_LENGTH else None
+    study = find_study(store, study_id)
     if study is None:
         return Answer(None, 404, b"")
     optuna_id = trials.study_id(study.optuna_study_name)

@@ -11,11 +11,21 @@ from service.store import StudyRecord, StudyStore
 MAX_ID_LENGTH = 64
 
 
+def find_study(store: StudyStore, study_id: str) -> StudyRecord | None:
+    """The study, whoever asks (None: missing, or an id too long to be one)."""
+    return store.get(study_id) if len(study_id) <= MAX_ID_LENGTH else None
+
+
+def not_found(study_id: str) -> HTTPException:
+    """The 404 for a study that is missing or not the caller's (the two look the same)."""
+    return HTTPException(404, f"study {study_id!r} not found")
+
+
 def visible_study(store: StudyStore, study_id: str, principal: Principal) -> StudyRecord:
     """The study if ``principal`` may see it; the same 404 whether it is missing or not theirs."""
-    study = store.get(study_id) if len(study_id) <= MAX_ID_LENGTH else None
+    study = find_study(store, study_id)
     if study is None or not principal.sees(study.tenant):
-        raise HTTPException(404, f"study {study_id!r} not found")
+        raise not_found(study_id)
     return study
 
 
