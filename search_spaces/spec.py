@@ -127,6 +127,14 @@ class Resources(_Strict):
     num_workers: Annotated[int, Field(ge=1, le=512)] = 1
     cpus_per_worker: Annotated[float, Field(gt=0, le=512)] = 1.0
     gpus_per_worker: Annotated[float, Field(ge=0, le=16)] = 0.0
+    ddp: Literal["kept", "ray_train"] = Field(
+        default="kept",
+        description=(
+            "How a multi-worker trial gets its DDP workers: kept (one worker group per trial "
+            "process, started by its first trial and reused by the study's later ones) or "
+            "ray_train (a Ray Train TorchTrainer with fresh workers for every trial)."
+        ),
+    )
 
 
 class Dataset(_Strict):

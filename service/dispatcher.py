@@ -17,8 +17,9 @@ from search_spaces.protocol import (
 from service.ray_head import RayEndpoint
 
 FINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
-# Passed through to the driver when set on the service (test-only failure injection and knobs).
-PASSTHROUGH_ENV = ("HPO_FAULT_INJECTION", "HPO_TOY_EPOCH_SECONDS")
+# Passed through to the driver, and so to its trials, when set on the service: the DDP collective
+# timeout, and test-only failure injection and knobs.
+PASSTHROUGH_ENV = ("HPO_DDP_TIMEOUT_S", "HPO_FAULT_INJECTION", "HPO_TOY_EPOCH_SECONDS")
 STUDY_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 
 

@@ -12,6 +12,7 @@ from ray.tune.search.optuna import OptunaSearch
 from search_spaces.tunables import (
     COST_KEYS,
     COST_STRING_KEYS,
+    DDP_KEYS,
     DEPLOY_KEYS,
     NODE_KEYS,
     REPORT_KEYS,
@@ -21,7 +22,7 @@ from search_spaces.tunables import (
 )
 
 # Numbers and strings of a report that are stored with the trial.
-_NUMBER_KEYS = (*REPORT_KEYS, *COST_KEYS, *RUN_KEYS, *DEPLOY_KEYS)
+_NUMBER_KEYS = (*REPORT_KEYS, *COST_KEYS, *RUN_KEYS, *DDP_KEYS, *DEPLOY_KEYS)
 _STRING_KEYS = (*NODE_KEYS, *COST_STRING_KEYS, *RUN_STRING_KEYS)
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,12 @@ class RecordingOptunaSearch(OptunaSearch):
 
     Every result's metrics land in the trial's ``metrics`` user attribute (Optuna itself keeps
     only the objective per step), its measured cost (``COST_KEYS`` floats and
-    ``COST_STRING_KEYS`` strings), how it ran (``RUN_KEYS``, ``RUN_STRING_KEYS``), what its model
-    costs to serve (``DEPLOY_KEYS``), where it ran (``NODE_KEYS``, strings) and, from the
-    last report of a trial that saved its model, ``eval_predictions_head`` (string) and
-    ``checkpoint_bytes`` (int). A trial that fails for good is told FAIL only once its error
-    text is known (``record_failure``, called by the driver's callback right after), so the text
-    is stored with the trial as the ``error`` user attribute.
+    ``COST_STRING_KEYS`` strings), how it ran (``RUN_KEYS``, ``DDP_KEYS``, ``RUN_STRING_KEYS``),
+    what its model costs to serve (``DEPLOY_KEYS``), where it ran (``NODE_KEYS``, strings)
+    and, from the last report of a trial that saved its model, ``eval_predictions_head``
+    (string) and ``checkpoint_bytes`` (int). A trial that fails for good is told FAIL only once
+    its error text is known (``record_failure``, called by the driver's callback right after),
+    so the text is stored with the trial as the ``error`` user attribute.
     """
 
     metric_keys = REPORT_KEYS
@@ -46,6 +47,7 @@ class RecordingOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._default_epochs = default_epochs
         self._expected_epochs: dict[str, int] = {}
+        self._reported_steps: dict[str, int] = {}  # the last step told Optuna, per trial
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """Ask Optuna for a configuration; link the Tune trial and the Optuna trial both ways."""
@@ -69,6 +71,7 @@ class RecordingOptunaSearch(OptunaSearch):
         values; its epochs' metrics are stored all the same."""
         if not isinstance(self.metric, str) or self.metric in result:
             super().on_trial_result(trial_id, result)
+            self._reported_steps[trial_id] = int(result.get("training_iteration", 0))
         self._record(trial_id, result)
 
     def on_trial_complete(
@@ -82,7 +85,23 @@ class RecordingOptunaSearch(OptunaSearch):
             if self._stopped_early(trial_id, result):
                 self._tell_pruned(trial_id, result)
                 return
+            if not error:
+                self._report_last_step(trial_id, result)
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _report_last_step(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Record the final epoch's objective as an intermediate value when Tune withheld it
+        from ``on_trial_result`` (a scheduler stopping a trial at its last epoch, e.g. ASHA at
+        ``max_t``), so a complete trial's curve has every epoch."""
+        step = int(result.get("training_iteration", 0))
+        if not isinstance(self.metric, str) or self.metric not in result or step < 1:
+            return
+        if self._reported_steps.get(trial_id, 0) >= step:
+            return
+        try:
+            self._ot_trials[trial_id].report(float(result[self.metric]), step)
+        except Exception:
+            log.warning("could not record the last step of trial %s", trial_id, exc_info=True)
 
     def _stopped_early(self, trial_id: str, result: dict[str, Any]) -> bool:
         """A trial that ended cleanly before its last epoch was stopped by the scheduler (or

@@ -15,7 +15,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from transformers import get_linear_schedule_with_warmup
 
 from workers.auto_batch import fit_micro_batch, micro_batches, worst_case_probe
 from workers.cost import CostMeter, parameter_counts
@@ -23,6 +22,7 @@ from workers.data import TokenizedData, collate, truncate
 from workers.faults import check_simulated_oom, simulated_oom_limit
 from workers.final_model import finish_model
 from workers.lora import with_lora
+from workers.lr_schedule import linear_schedule_with_warmup
 from workers.models import build_model
 from workers.precision import autocast_for, grad_scaler, resolve_precision
 from workers.ranks import all_reduce_sum
@@ -336,7 +336,7 @@ def run_training(
     total_steps = math.ceil(batches_per_epoch / accumulate) * epochs
     optimizer = _optimizer(model, hp)
     warmup_steps = math.ceil(float(hp["warmup_ratio"]) * total_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    scheduler = linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     max_grad_norm = float(hp["max_grad_norm"])
     parameters = [p for p in model.parameters() if p.requires_grad]
     counts = parameter_counts(model)

@@ -1,4 +1,4 @@
-"""The Tune trainable: one trial = one fine-tuning run, DDP over Ray Train workers when asked."""
+"""The Tune trainable: one trial = one fine-tuning run, DDP over a kept worker group when asked."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.tune import PlacementGroupFactory
 
 from search_spaces.converters import trial_hyperparameters
 from search_spaces.spec import StudySpec
@@ -60,7 +61,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             auto_batch_size=context.spec.task.auto_batch_size,
         )
         return
-    _fit_distributed(hp, context, _save_dir(config, context), started_at)
+    if resources.ddp == "ray_train":
+        _fit_with_ray_train(hp, context, _save_dir(config, context), started_at)
+        return
+    _fit_on_kept_group(hp, context, _save_dir(config, context), started_at)
 
 
 def _save_dir(config: dict[str, Any], context: TrialContext) -> str | None:
@@ -73,9 +77,51 @@ def _save_dir(config: dict[str, Any], context: TrialContext) -> str | None:
     return str(trial_model_dir(context.artifacts_dir, int(number)))
 
 
-def _fit_distributed(
+def _fit_on_kept_group(
     hp: dict[str, Any], context: TrialContext, save_dir: str | None, started_at: float
 ) -> None:
+    """Run the trial on this trial process's kept DDP group (``workers.rank_group``), as rank 0."""
+    from workers.rank_group import group_for, run_on_group
+
+    resources = context.spec.resources_per_trial
+    threads = max(1, int(resources.cpus_per_worker))
+    # The group first: its other ranks start while this process imports torch.
+    group = group_for(
+        resources.num_workers, resources.cpus_per_worker, resources.gpus_per_worker, threads
+    )
+    from workers.train_loop import default_device, run_training
+
+    options = {
+        "hp": hp,
+        "model": context.spec.task.model,
+        "data_refs": context.data_refs,
+        "started_at": started_at,
+        "auto_batch_size": context.spec.task.auto_batch_size,
+    }
+    # How the trial's workers started: a fresh group (its start-up in seconds) or a kept one.
+    run_keys = {"ddp_group_trials": float(group.trials + 1), "ddp_group_start_s": group.started_s}
+    report = with_location(tune.report)
+    data = ray.get(context.data_refs[0])
+
+    def train_rank_zero(send: Callable[[dict[str, Any]], None]) -> None:
+        run_training(
+            hp,
+            data,
+            context.spec.task.model,
+            report=lambda metrics: send({**metrics, **run_keys}),
+            device=default_device(),
+            save_dir=save_dir,
+            started_at=started_at,
+            auto_batch_size=context.spec.task.auto_batch_size,
+        )
+
+    run_on_group(group, options, train_rank_zero, report)
+
+
+def _fit_with_ray_train(
+    hp: dict[str, Any], context: TrialContext, save_dir: str | None, started_at: float
+) -> None:
+    """Run the trial as a Ray Train ``TorchTrainer`` (fresh workers for this trial only)."""
     import ray.train
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -83,11 +129,9 @@ def _fit_distributed(
     from workers.overhead import apply_train_env_defaults
 
     apply_train_env_defaults()  # before the trainer: Ray Train reads them when it starts
-
     resources = context.spec.resources_per_trial
-    trial_name = tune.get_context().get_trial_name()
     trainer = TorchTrainer(
-        _train_worker,
+        _ray_train_worker,
         train_loop_config={
             "hp": hp,
             "model": context.spec.task.model,
@@ -106,7 +150,7 @@ def _fit_distributed(
             },
         ),
         run_config=ray.train.RunConfig(
-            name=f"{trial_name}-ddp",
+            name=f"{tune.get_context().get_trial_name()}-ddp",
             storage_path=context.storage_path,
             callbacks=[TuneReportCallback()],  # type: ignore[list-item]
         ),
@@ -114,7 +158,7 @@ def _fit_distributed(
     trainer.fit()
 
 
-def _train_worker(config: dict[str, Any]) -> None:
+def _ray_train_worker(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker; DDP is already initialised (gloo on CPU, nccl on GPU)."""
     import torch
     from ray.train.torch import get_device
@@ -155,11 +199,20 @@ def with_location(report: Callable[[dict[str, Any]], None]) -> Callable[[dict[st
     return lambda metrics: report({**metrics, **location})
 
 
-def trial_resources(spec: StudySpec) -> dict[str, float]:
-    """What the Tune trial itself reserves: the whole run in-process, or nothing for a driver."""
+def trial_resources(spec: StudySpec) -> dict[str, float] | PlacementGroupFactory:
+    """What a Tune trial reserves: one worker's CPUs/GPUs, or one bundle per DDP rank.
+
+    A kept-group DDP trial's process is rank 0 (bundle 0); ranks 1..N-1 run in the other
+    bundles, packed onto as few nodes as fit them. A Ray Train trial reserves nothing itself:
+    its TorchTrainer's workers reserve the CPUs/GPUs (the trial holds a little memory, as Tune
+    refuses an empty request).
+    """
     resources = spec.resources_per_trial
-    if resources.num_workers > 1 and spec.task.model != "toy":
-        # The TorchTrainer's workers reserve the trial's CPUs/GPUs; the trial itself only holds
-        # a little memory (Tune refuses an empty resource request).
+    worker = {"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}
+    distributed = resources.num_workers > 1 and spec.task.model != "toy"
+    if distributed and resources.ddp == "ray_train":
         return {"CPU": 0, "memory": 128 * 1024**2}
-    return {"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}
+    if distributed:
+        bundle = {k: v for k, v in worker.items() if v > 0} or {"CPU": 0.01}
+        return PlacementGroupFactory([dict(bundle)] * resources.num_workers, strategy="PACK")
+    return worker

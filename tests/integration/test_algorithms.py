@@ -149,6 +149,10 @@ def test_schedulers_stop_trials_early_and_record_them_pruned(
     for trial in pruned:
         assert 0 < len(trial["intermediate_values"]) < 4
         assert trial["value"] == list(trial["intermediate_values"].values())[-1]
+    for trial in found:  # a complete trial's curve has every epoch (ASHA withholds the last)
+        if trial["state"] == "COMPLETE":
+            assert sorted(map(int, trial["intermediate_values"])) == [1, 2, 3, 4], trial
+            assert trial["value"] == trial["intermediate_values"]["4"]
     baseline = trials(toy_api, finished["fifo"]["id"])
     assert _epochs_run(baseline) == 6 * 4  # without a scheduler every trial runs every epoch
     assert _epochs_run(found) < STUDIES[key]["budget"]["n_trials"] * 4

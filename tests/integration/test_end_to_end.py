@@ -93,6 +93,14 @@ def test_study_runs_to_success_with_every_trial_stored(
     assert best["value"] == max(t["value"] for t in trials["data"])
     assert study["best_value"] == best["value"]
 
+    # One DDP worker group served the study: started for its first trial, kept for the next.
+    served = sorted(
+        (t["metrics"]["ddp_group_trials"], t["metrics"]["ddp_group_start_s"])
+        for t in trials["data"]
+    )
+    assert [n for n, _ in served] == [1.0, 2.0]
+    assert served[0][1] == served[1][1] > 0
+
     # Plain Optuna on the same file sees the same study.
     loaded = optuna.load_study(study_name=study["optuna_study_name"], storage=server.database_url)
     assert loaded.best_value == pytest.approx(best["value"])
@@ -109,6 +117,40 @@ def test_learning_rate_matters(finished: dict[str, dict[str, Any]], api: httpx.C
     trials = api.get(f"/studies/{finished['grid']['id']}/trials").json()["data"]
     accuracy = {t["params"]["learning_rate"]: t["value"] for t in trials}
     assert accuracy[3e-3] > accuracy[1e-5] + 0.1
+
+
+def test_ddp_trials_stopped_by_asha_are_pruned_and_the_group_serves_on(
+    api: httpx.Client,
+) -> None:
+    """ASHA stops 2-worker trials after their first epoch: both ranks stop there (the trial is
+    PRUNED with one epoch), and the next trial runs on the same worker group."""
+    spec = {
+        "name": "e2e-ddp-asha",
+        "algorithm": "random",
+        "algorithm_settings": {"seed": 0},
+        "budget": {"n_trials": 3},
+        "resources_per_trial": DDP,
+        "task": {**TASK, "max_train_samples": 1024, "epochs": 3},
+        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+        "search_space": {
+            "learning_rate": {"type": "float", "low": 1e-9, "high": 1e-2, "log": True}
+        },
+        # A good learning rate first, then two that leave the model untrained: ASHA keeps the
+        # first and stops the others at its first rung.
+        "points_to_evaluate": [{"learning_rate": lr} for lr in (3e-3, 1e-9, 1e-9)],
+    }
+    response = api.post("/studies", json=spec)
+    assert response.status_code == 201, response.text
+    study = wait_final(api, response.json()["id"])
+    assert study["status"] == "SUCCEEDED", study["status_reason"]
+    trials = sorted(
+        api.get(f"/studies/{study['id']}/trials").json()["data"], key=lambda t: t["number"]
+    )
+    assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED", "PRUNED"]
+    assert [len(t["intermediate_values"]) for t in trials] == [3, 1, 1]
+    assert [t["metrics"]["epoch"] for t in trials] == [3.0, 1.0, 1.0]
+    assert [t["metrics"]["ddp_group_trials"] for t in trials] == [1.0, 2.0, 3.0]
+    assert len({t["metrics"]["ddp_group_start_s"] for t in trials}) == 1
 
 
 def test_cli_submit_wait_and_best(server: Server, tmp_path: Any) -> None:

@@ -193,12 +193,18 @@ def test_toy_and_unknown_studies_have_no_model(
 def test_ddp_trials_save_from_rank_zero_and_keep_the_best(
     api: httpx.Client, server: Server, tmp_path: Path
 ) -> None:
-    """2-worker DDP trials (Ray Train): rank 0 saves, the metrics pass through Ray Train."""
+    """2-worker DDP trials on Ray Train (``ddp: ray_train``; the kept group is the default, run
+    by the end-to-end tests): rank 0 saves, the metrics pass through Ray Train."""
     spec = {
         **SPEC,
         "name": "export-ddp",
         "budget": {"n_trials": 2},
-        "resources_per_trial": {"num_workers": 2, "cpus_per_worker": 1, "gpus_per_worker": 0},
+        "resources_per_trial": {
+            "num_workers": 2,
+            "cpus_per_worker": 1,
+            "gpus_per_worker": 0,
+            "ddp": "ray_train",
+        },
         "search_space": {"learning_rate": {"type": "categorical", "choices": [3e-3, 1e-5]}},
     }
     response = api.post("/studies", json=spec)
@@ -209,6 +215,7 @@ def test_ddp_trials_save_from_rank_zero_and_keep_the_best(
     trials = api.get(f"/studies/{study_id}/trials", params={"state": "COMPLETE"}).json()
     assert trials["count"] == 2
     assert all(t["metrics"]["checkpoint_bytes"] > 100_000 for t in trials["data"]), trials
+    assert not any("ddp_group_trials" in t["metrics"] for t in trials["data"])  # Ray Train's
     best = api.get(f"/studies/{study_id}/best").json()
     root = artifacts_dir(server, study_id)
     assert sorted(p.name for p in root.iterdir()) == ["best"]
