@@ -13,7 +13,7 @@ import optuna
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.api import api_router
+from service.api import api_routers
 from service.api.errors import document_errors, install_error_handlers
 from service.api.events import StreamCounter
 from service.api.read_cache import ReadCache
@@ -111,7 +111,8 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         summary="Hyperparameter search for fine-tuning: studies as Ray jobs, trials in Optuna.",
         lifespan=lifespan,
     )
-    app.include_router(api_router)
+    for router in api_routers:
+        app.include_router(router)
     install_error_handlers(app)
     install_observability(app)
     _document_errors(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
@@ -32,6 +33,7 @@ class Principal:
 NOBODY = Principal(DEFAULT_TENANT, admin=True)
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback(host: str) -> bool:
     """Whether ``host`` binds to this machine only (127.0.0.0/8, ::1, localhost)."""
     if host == "localhost":

@@ -1,24 +1,26 @@
-"""``/metrics`` in Prometheus format: HTTP requests and latency per handler (by
-prometheus-fastapi-instrumentator) and the service's own gauges, read from the database at
-scrape time: studies by status, Optuna trials by state, the queue length."""
+"""``/metrics`` in Prometheus format: HTTP requests and latency per handler
+(``service.observability.http_metrics``) and the service's own gauges, read from the database
+at scrape time: studies by status, Optuna trials by state, the queue length."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from fastapi import Depends, FastAPI
-from prometheus_client import CollectorRegistry
+from fastapi import Depends, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import Engine, func, select
 
 from service.auth.access import metrics_access
 from service.db import studies_table
+from service.observability.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from service.schemas import STUDY_STATUSES
 from service.store.optuna_tables import studies as optuna_studies
 from service.store.optuna_tables import trials
 from service.store.trial_filters import TRIAL_STATES
+
+METRICS_PATH = "/metrics"
 
 
 class StudyCollector(Collector):
@@ -66,10 +68,15 @@ def install_metrics(app: FastAPI) -> CollectorRegistry:
     ``HPO_METRICS_PUBLIC``) from a registry of its own, so several apps in one process do not
     clash."""
     registry = CollectorRegistry()
-    Instrumentator(excluded_handlers=["/metrics"], registry=registry).instrument(app).expose(
-        app, include_in_schema=False, dependencies=[Depends(metrics_access)]
-    )
+    metrics = HttpMetrics(registry, excluded=frozenset({METRICS_PATH}))
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     registry.register(StudyCollector(lambda: _engine(app)))
+
+    @app.get(METRICS_PATH, include_in_schema=False, dependencies=[Depends(metrics_access)])
+    def read_metrics() -> Response:
+        """Every metric of the registry, in Prometheus' text format."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     return registry
 
 

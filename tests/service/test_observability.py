@@ -96,6 +96,28 @@ def test_metrics_lists_every_status_and_state_and_counts_requests(local: TestCli
     assert "/metrics" not in local.get("/openapi.json").json()["paths"]
 
 
+def test_requests_are_counted_under_their_route_template(local: TestClient) -> None:
+    """The handler label is the matched route's template (one series for every study id), a
+    mount's path, or ``none`` for a path no route matches; the status is grouped."""
+    study_id = local.post("/studies", json=SPEC).json()["id"]
+    for _ in range(2):
+        assert local.get(f"/studies/{study_id}/best").status_code == 404  # no trial yet
+    assert local.get("/studies/nosuchstudy/best").status_code == 404
+    assert local.get(f"/studies/{study_id}").status_code == 200
+    assert local.get("/no/such/path").status_code == 404
+    local.get("/dashboard/")
+    found = samples(local.get("/metrics").text)
+    best = "/studies/{study_id}/best"
+    assert value(found, "http_requests_total", handler=best, method="GET", status="4xx") == 3
+    assert requests_total(found, "/studies/{study_id}", "GET") == 1
+    assert requests_total(found, "none", "GET") == 1
+    assert requests_total(found, "/dashboard", "GET") == 1
+    histogram = ("http_request_duration_seconds_count", frozenset({("handler", best),
+                 ("method", "GET")}))  # fmt: skip
+    assert found[histogram] == 3
+    assert not any(("handler", f"/studies/{study_id}/best") in labels for _, labels in found)
+
+
 def test_queue_length_counts_queued_studies(tmp_path: Path) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'queue.db'}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from service.api.read_cache import Answer, ReadCache
+from service.api.read_cache import REFRESH_AT, Answer, ReadCache
 from service.auth.principal import Principal
 
 ALICE = Principal("alice", admin=False)
@@ -81,3 +81,23 @@ def test_errors_and_missing_studies_are_not_kept_and_ttl_zero_is_off() -> None:
     for _ in range(2):
         asyncio.run(off.answer(KEY, ALICE, compute))
     assert compute.calls == 2
+
+
+def test_a_body_read_late_in_its_life_is_refreshed_in_the_background() -> None:
+    """After REFRESH_AT of the ttl a read gets the kept body at once and starts one refresh;
+    the refreshed body is served from then on (no reader waited for it)."""
+    cache, compute = ReadCache(ttl_s=0.4), Counting()
+
+    async def run() -> None:
+        assert (await cache.answer(KEY, ALICE, compute)).body == b"body 1"
+        await asyncio.sleep(0.4 * REFRESH_AT + 0.05)  # past the refresh point, not expired
+        started = time.monotonic()
+        late = await asyncio.gather(*(cache.answer(KEY, ALICE, compute) for _ in range(10)))
+        assert time.monotonic() - started < 0.04  # none waited for the 50 ms computation
+        assert {a.body for a in late} == {b"body 1"}
+        await asyncio.sleep(0.1)  # the one background refresh finishes
+        assert compute.calls == 2
+        assert (await cache.answer(KEY, ALICE, compute)).body == b"body 2"
+        assert compute.calls == 2
+
+    asyncio.run(run())
