@@ -65,12 +65,12 @@ _ABOVE_OR_AMONG = union_all(
 )
 
 
-def advance(
+def changes(
     conn: Connection, study_id: int, mark: Watermark, kept: Iterable[int] = ()
-) -> tuple[Watermark, dict[int, int]] | None:
-    """The new watermark and the trials completed since ``mark`` (id → number), in one query;
-    None when a ``kept`` trial or the top one no longer exists in the study (it was deleted and
-    its id reused): the caller starts again."""
+) -> tuple[Watermark, list[tuple[int, int, str]]] | None:
+    """The new watermark and every trial that is new or was unfinished at ``mark``, as
+    (id, number, state name) by id, in one query; None when a ``kept`` trial or the top one no
+    longer exists in the study (it was deleted and its id reused): the caller starts again."""
     wanted = {*kept, mark.top_id} - {0}
     ids = sorted(mark.pending | wanted)
     parameters = {"study_id": study_id, "above": mark.max_number, "ids": ids}
@@ -85,9 +85,20 @@ def advance(
         return None
     fresh = [row for row in rows if row[1] > mark.max_number or row[0] in mark.pending]
     pending = frozenset(i for i, _, state in fresh if state in UNFINISHED)
-    done = {i: number for i, number, state in fresh if state == TrialState.COMPLETE.name}
     number, top_id = max([(mark.max_number, mark.top_id), *((n, i) for i, n, _ in fresh)])
-    return Watermark(number, top_id, pending), done
+    return Watermark(number, top_id, pending), fresh
+
+
+def advance(
+    conn: Connection, study_id: int, mark: Watermark, kept: Iterable[int] = ()
+) -> tuple[Watermark, dict[int, int]] | None:
+    """Like :func:`changes`, but of the fresh trials only those completed since ``mark``
+    (id → number)."""
+    step = changes(conn, study_id, mark, kept)
+    if step is None:
+        return None
+    mark, fresh = step
+    return mark, {i: number for i, number, state in fresh if state == TrialState.COMPLETE.name}
 
 
 def stored_number(value: float | None, kind: object) -> float:

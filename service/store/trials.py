@@ -24,6 +24,7 @@ from service.store.optuna_tables import (
     trials,
 )
 from service.store.pareto import ParetoFronts
+from service.store.state_counts import StateCounts
 from service.store.trial_filters import (
     TRIAL_STATES,
     Cursor,
@@ -92,6 +93,7 @@ class TrialQueries:
         self._directions: dict[int, tuple[str, ...]] = {}
         self._fronts = ParetoFronts(engine)
         self._best = BestTrials()
+        self._counts = StateCounts()
 
     def study_id(self, study_name: str) -> int | None:
         """Optuna's integer id of a study name, or None if Optuna has not created it yet."""
@@ -115,6 +117,7 @@ class TrialQueries:
             self._directions.pop(study_id, None)
             self._fronts.forget(study_id)
             self._best.forget(study_id)
+            self._counts.forget(study_id)
 
     def directions(self, study_id: int) -> list[str]:
         """Objective directions ("MAXIMIZE"/"MINIMIZE"), in objective order."""
@@ -134,14 +137,10 @@ class TrialQueries:
         return found
 
     def counts(self, study_id: int) -> dict[str, int]:
-        """Number of trials in each state."""
-        query = (
-            select(trials.c.state, func.count())
-            .where(trials.c.study_id == study_id)
-            .group_by(trials.c.state)
-        )
+        """Number of trials in each state (kept up to date incrementally:
+        ``service.store.state_counts``)."""
         with self._engine.connect() as conn:
-            found = {_name(state): int(n) for state, n in conn.execute(query)}
+            found = self._counts.counts(conn, study_id)
         return {state: found.get(state, 0) for state in TRIAL_STATES}
 
     def running(self, study_id: int) -> list[tuple[int, TrialRecord]]:
@@ -259,7 +258,11 @@ class TrialQueries:
                 query = query.order_by(ordered.nulls_last(), trials.c.number)
             rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
             total = len(rows)
-            if with_total:
+            by_state_only = where.value_min is None and where.value_max is None and not where.params
+            if with_total and by_state_only:  # from the kept counts, not a count of the study
+                found = self._counts.counts(conn, study_id)
+                total = found[where.state] if where.state else sum(found.values())
+            elif with_total:
                 count = select(func.count()).select_from(joined).where(*clauses)
                 total = int(conn.execute(count).scalar_one())
             records = self._hydrate(conn, rows)

@@ -315,3 +315,45 @@ def test_best_stays_exact_as_trials_complete(
     assert fresh is not None
     found = queries.best(fresh)  # the kept best of the deleted study is not served
     assert found is not None and found.number == again.best_trial.number == 1
+
+
+def test_counts_and_page_totals_stay_exact_as_trials_change(
+    database_url: str, engine: Engine
+) -> None:
+    """The kept counts by state (and the page totals they answer) equal a brute-force count
+    after every change: new trials, unfinished ones finishing, a study deleted and remade."""
+    study = optuna.create_study(storage=database_url, study_name="counts")
+    queries = TrialQueries(engine)  # one instance: every call after the first is incremental
+    states = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+    def check() -> None:
+        study_id = TrialQueries(engine).study_id("counts")  # the id now, as another process sees
+        assert study_id is not None
+        stored = optuna.load_study(study_name="counts", storage=database_url).trials
+        expected = {s: sum(t.state.name == s for t in stored) for s in states}
+        assert queries.counts(study_id) == expected
+        assert queries.page(study_id, limit=2).total == len(stored)
+        for state in states:
+            page = queries.page(study_id, where=TrialFilter(state=state), limit=2)
+            assert page.total == expected[state]
+
+    check()  # no trial yet
+    running = [study.ask() for _ in range(3)]
+    study.enqueue_trial({})  # WAITING
+    check()
+    study.tell(running[1], 0.5)
+    study.tell(study.ask(), state=TrialState.PRUNED)  # the WAITING one, run and pruned
+    check()
+    study.tell(running[0], state=TrialState.FAIL)
+    for value in (0.1, 0.2):
+        study.tell(study.ask(), value)
+    check()
+    check()  # nothing new
+    study.tell(running[2], 0.3)
+    study.ask()
+    check()
+
+    optuna.delete_study(study_name="counts", storage=database_url)
+    study = optuna.create_study(storage=database_url, study_name="counts")
+    study.tell(study.ask(), 1.0)
+    check()  # the deleted study's kept counts are not used
