@@ -11,7 +11,7 @@ from typing import Any
 from optuna.distributions import json_to_distribution
 from optuna.storages._rdb.models import TrialValueModel
 from optuna.trial import TrialState
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import ARRAY, BigInteger, Engine, and_, any_, bindparam, func, select
 
 from service.store.best import BestTrials
 from service.store.optuna_tables import (
@@ -94,6 +94,7 @@ class TrialQueries:
         self._fronts = ParetoFronts(engine)
         self._best = BestTrials()
         self._counts = StateCounts()
+        self._of_trials = _rows_of_trials(engine.dialect.name)
 
     def study_id(self, study_name: str) -> int | None:
         """Optuna's integer id of a study name, or None if Optuna has not created it yet."""
@@ -307,21 +308,18 @@ class TrialQueries:
         ids = [r["trial_id"] for r in rows]
         if not ids:
             return []
+        found = {"ids": ids}
         params: dict[int, dict[str, Any]] = {i: {} for i in ids}
-        for r in conn.execute(select(trial_params).where(trial_params.c.trial_id.in_(ids))):
+        for r in conn.execute(self._of_trials[trial_params.name], found):
             params[r.trial_id][r.param_name] = _external(r.distribution_json, r.param_value)
         values: dict[int, dict[int, float]] = {i: {} for i in ids}
-        for r in conn.execute(select(trial_values).where(trial_values.c.trial_id.in_(ids))):
+        for r in conn.execute(self._of_trials[trial_values.name], found):
             values[r.trial_id][r.objective] = _float(r.value, r.value_type)
         steps: dict[int, dict[int, float]] = {i: {} for i in ids}
-        query = select(trial_intermediate_values).where(
-            trial_intermediate_values.c.trial_id.in_(ids)
-        )
-        for r in conn.execute(query):
+        for r in conn.execute(self._of_trials[trial_intermediate_values.name], found):
             steps[r.trial_id][r.step] = _float(r.intermediate_value, r.intermediate_value_type)
         attrs: dict[int, dict[str, Any]] = {i: {} for i in ids}
-        query = select(trial_user_attributes).where(trial_user_attributes.c.trial_id.in_(ids))
-        for r in conn.execute(query):
+        for r in conn.execute(self._of_trials[trial_user_attributes.name], found):
             attrs[r.trial_id][r.key] = json.loads(r.value_json)
         return [
             TrialRecord(
@@ -336,6 +334,18 @@ class TrialQueries:
             )
             for r in rows
         ]
+
+
+def _rows_of_trials(dialect: str) -> dict[str, Any]:
+    """Per table of trial details, the statement reading its rows of the trials ``ids``, built
+    once. On PostgreSQL the ids travel as one array (``= ANY(:ids)``): an expanded ``IN`` of 50
+    parameters is rendered anew for every page and makes a new statement for every length."""
+    tables = (trial_params, trial_values, trial_intermediate_values, trial_user_attributes)
+    if dialect == "postgresql":
+        ids: Any = bindparam("ids", type_=ARRAY(BigInteger))
+        return {t.name: select(t).where(t.c.trial_id == any_(ids)) for t in tables}
+    expanding: Any = bindparam("ids", expanding=True)
+    return {t.name: select(t).where(t.c.trial_id.in_(expanding)) for t in tables}
 
 
 def complete_trial(study_id: int) -> Any:
