@@ -101,9 +101,9 @@ COST_STRING_KEYS = ("device_kind",)
 # automatic batch size settled on, and examples per optimizer step over all workers.
 RUN_KEYS = ("micro_batch_size", "effective_batch_size")
 # How a DDP trial's workers started (floats, multi-worker fine-tunes only; workers/rank_group.py):
-# which trial of its kept worker group it was (1: the group was started for it) and how many
-# seconds starting that group took.
-DDP_KEYS = ("ddp_group_trials", "ddp_group_start_s")
+# which trial of its kept worker group it was (1: the group was started for it), how many
+# seconds starting that group took, and on how many Ray nodes its ranks run.
+DDP_KEYS = ("ddp_group_trials", "ddp_group_start_s", "ddp_group_nodes")
 # String keys of how it ran: the precision actually used ("fp32", "bf16" or "fp16").
 RUN_STRING_KEYS = ("precision_used",)
 

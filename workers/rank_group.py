@@ -103,10 +103,12 @@ class RankWorker:
 
         self._data: dict[str, Any] = {}
 
-    def join(self, init_method: str, rank: int, world_size: int, backend: str, threads: int) -> int:
-        """Join the process group; returns this process's id."""
+    def join(
+        self, init_method: str, rank: int, world_size: int, backend: str, threads: int
+    ) -> tuple[int, str]:
+        """Join the process group; returns this process's id and its Ray node's."""
         init_rank(init_method, rank, world_size, backend, threads)
-        return os.getpid()
+        return os.getpid(), ray.get_runtime_context().get_node_id()
 
     def train(self, options: dict[str, Any]) -> str:
         """Run one trial's training loop as this rank: "finished" or "stopped" (by Tune)."""
@@ -147,6 +149,7 @@ class RankGroup:
     key: tuple[Any, ...]
     workers: list[Any]
     pids: list[int]
+    nodes: int  # Ray nodes the ranks (0 included) run on
     trials: int = 0
     started_s: float = 0.0  # how long creating the group took
     broken: bool = field(default=False)
@@ -207,12 +210,14 @@ def group_for(world_size: int, cpus: float, gpus: float, threads: int) -> RankGr
     ]
     try:
         init_rank(init_method, 0, world_size, backend, threads)
-        pids = ray.get(joins)
+        joined = ray.get(joins)
     except BaseException:
         for worker in workers:
             ray.kill(worker, no_restart=True)
         raise
-    _GROUP = RankGroup(key, workers, pids, started_s=time.monotonic() - started)
+    pids = [pid for pid, _ in joined]
+    nodes = len({ray.get_runtime_context().get_node_id(), *(node for _, node in joined)})
+    _GROUP = RankGroup(key, workers, pids, nodes, started_s=time.monotonic() - started)
     logger.info(
         "DDP group of %d ranks (%s) started in %.1f s", world_size, backend, _GROUP.started_s
     )

@@ -99,7 +99,11 @@ def _fit_on_kept_group(
         "auto_batch_size": context.spec.task.auto_batch_size,
     }
     # How the trial's workers started: a fresh group (its start-up in seconds) or a kept one.
-    run_keys = {"ddp_group_trials": float(group.trials + 1), "ddp_group_start_s": group.started_s}
+    run_keys = {
+        "ddp_group_trials": float(group.trials + 1),
+        "ddp_group_start_s": group.started_s,
+        "ddp_group_nodes": float(group.nodes),
+    }
     report = with_location(tune.report)
     data = ray.get(context.data_refs[0])
 

@@ -199,6 +199,32 @@ def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def _run_ddp_study(client: httpx.Client, log: Path) -> list[dict[str, object]]:
+    """A study of two 2-worker tiny-BERT trials; its trials by number."""
+    spec = {
+        "name": "two-nodes-ddp",
+        "algorithm": "random",
+        "algorithm_settings": {"seed": 0},
+        "budget": {"n_trials": 2},
+        "resources_per_trial": {"num_workers": 2, "cpus_per_worker": 1},
+        "task": {
+            "model": "tiny-bert",
+            "dataset": {"name": "synthetic-sentiment"},
+            "max_seq_length": 32,
+            "max_train_samples": 128,
+            "max_eval_samples": 32,
+            "epochs": 1,
+        },
+        "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}},
+    }
+    response = client.post("/studies", json=spec)
+    assert response.status_code == 201, response.text
+    study = wait_final(client, response.json()["id"], timeout_s=600)
+    assert study["status"] == "SUCCEEDED", (study, log.read_text()[-3000:])
+    found = client.get(f"/studies/{study['id']}/trials").json()["data"]
+    return sorted(found, key=lambda t: t["number"])
+
+
 def test_trials_run_on_both_nodes(two_nodes: Cluster, tmp_path: Path) -> None:
     status = two_nodes.status()
     nodes = active_node_ids(status)
@@ -231,8 +257,15 @@ def test_trials_run_on_both_nodes(two_nodes: Cluster, tmp_path: Path) -> None:
             assert str(study["dashboard_url"]).startswith(two_nodes.dashboard_url), study
             assert study["status"] == "SUCCEEDED", (study, server.log_path.read_text()[-3000:])
             trials = client.get(f"/studies/{study_id}/trials", params={"limit": 100}).json()
+            ddp = _run_ddp_study(client, server.log_path)
     finally:
         stop_server(server)
+
+    # 2-worker DDP trials, one CPU per rank and per node: each group spans both nodes (gloo
+    # between them), and the study's second trial runs on the first one's group.
+    assert [t["state"] for t in ddp] == ["COMPLETE", "COMPLETE"], ddp
+    assert [t["metrics"]["ddp_group_nodes"] for t in ddp] == [2.0, 2.0]
+    assert [t["metrics"]["ddp_group_trials"] for t in ddp] == [1.0, 2.0]
 
     completed = [t for t in trials["data"] if t["state"] == "COMPLETE"]
     assert len(completed) == 6, trials
