@@ -96,12 +96,10 @@ def init_rank(init_method: str, rank: int, world_size: int, backend: str, thread
 
 @ray.remote
 class RankWorker:
-    """One DDP rank other than 0, kept for the study; it resolves the study's data once."""
+    """One DDP rank other than 0, kept for the study."""
 
     def __init__(self) -> None:
         import workers.train_loop  # noqa: F401  # torch and transformers, while the others start
-
-        self._data: dict[str, Any] = {}
 
     def join(
         self, init_method: str, rank: int, world_size: int, backend: str, threads: int
@@ -112,16 +110,13 @@ class RankWorker:
 
     def train(self, options: dict[str, Any]) -> str:
         """Run one trial's training loop as this rank: "finished" or "stopped" (by Tune)."""
+        from workers.study_data import study_data
         from workers.train_loop import default_device, run_training
 
-        ref = options["data_refs"][0]
-        key = ref.hex()
-        if key not in self._data:
-            self._data = {key: ray.get(ref)}  # one study per group: keep only its data
         try:
             run_training(
                 options["hp"],
-                self._data[key],
+                study_data(options["data_refs"][0]),
                 options["model"],
                 report=follower_report,
                 device=default_device(),

@@ -17,6 +17,7 @@ from search_spaces.converters import trial_hyperparameters
 from search_spaces.spec import StudySpec
 from search_spaces.tunables import NODE_KEYS, TRIAL_NUMBER_KEY
 from workers.faults import maybe_fail
+from workers.study_data import study_data
 from workers.toy import run_toy
 
 
@@ -50,7 +51,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if resources.num_workers == 1:
         from workers.train_loop import run_training
 
-        data = ray.get(context.data_refs[0])
+        data = study_data(context.data_refs[0])
         run_training(
             hp,
             data,
@@ -105,7 +106,7 @@ def _fit_on_kept_group(
         "ddp_group_nodes": float(group.nodes),
     }
     report = with_location(tune.report)
-    data = ray.get(context.data_refs[0])
+    data = study_data(context.data_refs[0])
 
     def train_rank_zero(send: Callable[[dict[str, Any]], None]) -> None:
         run_training(
