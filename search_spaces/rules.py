@@ -34,16 +34,20 @@ def possible_values(spec: StudySpec, name: str) -> list[tuple[tuple[str | int, .
 
 def metric_problem(spec: StudySpec) -> Broken | None:
     """An objective or constraint the task cannot measure, or early stopping on a final metric."""
-    named = [(("objectives", i, "metric"), goal.metric) for i, goal in enumerate(spec.goals)]
+    named: list[Broken] = [
+        (("objectives", i, "metric"), goal.metric) for i, goal in enumerate(spec.goals)
+    ]
     named += [(("constraints", i, "metric"), c.metric) for i, c in enumerate(spec.constraints)]
+    if spec.scheduler.metric is not None:
+        named.append((("scheduler", "metric"), spec.scheduler.metric))
     if spec.task.model == "toy":
         for loc, metric in named:
             if metric in FINETUNE_ONLY_METRICS:
                 return loc, f"{metric} is measured only by fine-tuning trials, not the toy model"
-    metric = spec.goals[0].metric
+    metric = spec.stopping_goal().metric
     if spec.scheduler.type != "none" and metric in FINAL_ONLY_METRICS:
         return (
-            ("scheduler", "type"),
+            ("scheduler", "metric" if spec.scheduler.metric else "type"),
             f"early stopping needs a metric reported every epoch; {metric} is measured once, "
             "after the last epoch",
         )

@@ -10,12 +10,14 @@ from search_spaces.spec import StudySpec
 
 
 def make_scheduler(spec: StudySpec) -> TrialScheduler:
-    """ASHA, HyperBand or the median rule on the (single) objective, per epoch; else FIFO."""
+    """ASHA, HyperBand or the median rule on the stopping metric (``scheduler.metric``, else
+    the single objective), per epoch; else FIFO."""
     settings = spec.scheduler
     if settings.type == "none":
         return FIFOScheduler()
-    metric = spec.goals[0].metric
-    mode = "max" if spec.goals[0].direction == "maximize" else "min"
+    goal = spec.stopping_goal()
+    metric = goal.metric
+    mode = "max" if goal.direction == "maximize" else "min"
     max_epochs = spec.max_epochs()
     if settings.type in ("asha", "hyperband"):
         # Hyperband runs asynchronously: ASHA over several brackets of grace periods. Tune's

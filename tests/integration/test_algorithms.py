@@ -71,6 +71,25 @@ STUDIES: dict[str, dict[str, Any]] = {
         scheduler={"type": "hyperband", "reduction_factor": 2},
         budget={"n_trials": 6, "max_concurrent_trials": 3},
     ),
+    # The same two trials in the same order, ASHA comparing them on accuracy (the objective)
+    # or on throughput: batch 8 is the more accurate and the slower of the two.
+    **{
+        key: toy(
+            key,
+            n_trials=2,
+            epochs=4,
+            search_space={**SPACE, "batch_size": {"type": "categorical", "choices": [8, 64]}},
+            points_to_evaluate=[
+                {"learning_rate": 1e-3, "weight_decay": 0.01, "batch_size": 64},
+                {"learning_rate": 1e-3, "weight_decay": 0.01, "batch_size": 8},
+            ],
+            scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2, **metric},
+        )
+        for key, metric in (
+            ("asha_on_objective", {}),
+            ("asha_on_throughput", {"metric": "train_samples_per_second"}),
+        )
+    },
     "conditional": toy("conditional", n_trials=6, epochs=1, search_space=CONDITIONAL),
     "median": toy(
         "median",
@@ -157,6 +176,25 @@ def test_schedulers_stop_trials_early_and_record_them_pruned(
     assert _epochs_run(baseline) == 6 * 4  # without a scheduler every trial runs every epoch
     assert _epochs_run(found) < STUDIES[key]["budget"]["n_trials"] * 4
     assert study["trial_counts"]["PRUNED"] == len(pruned)
+
+
+def test_scheduler_metric_decides_which_trials_stop(
+    finished: dict[str, dict[str, Any]], toy_api: httpx.Client
+) -> None:
+    def small_batch(key: str) -> dict[str, Any]:
+        assert finished[key]["status"] == "SUCCEEDED", finished[key]["status_reason"]
+        return next(
+            t for t in trials(toy_api, finished[key]["id"]) if t["params"]["batch_size"] == 8
+        )
+
+    kept, stopped = small_batch("asha_on_objective"), small_batch("asha_on_throughput")
+    assert kept["state"] == "COMPLETE"  # more accurate than the first trial after epoch 1
+    assert stopped["state"] == "PRUNED"  # slower than the first trial
+    assert list(stopped["intermediate_values"]) == ["1"]
+    # The objective is still accuracy: the stopped trial's value is its epoch-1 accuracy.
+    assert (
+        stopped["value"] == kept["intermediate_values"]["1"] == stopped["metrics"]["eval_accuracy"]
+    )
 
 
 def _dominates(a: list[float], b: list[float]) -> bool:

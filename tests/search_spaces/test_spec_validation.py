@@ -192,6 +192,31 @@ def _problem(data: dict[str, Any]) -> tuple[str, str]:
         ),
         (_with(objective={"metric": "energy_estimated"}), "objective.metric", "unknown metric"),
         (
+            _with(task__epochs=3, scheduler={"type": "asha", "metric": "eval_los"}),
+            "scheduler.metric",
+            "unknown metric 'eval_los'",
+        ),
+        (
+            _with(task__epochs=3, scheduler={"type": "asha", "metric": "latency_b1_ms"}),
+            "scheduler.metric",
+            "latency_b1_ms is measured once, after the last epoch",
+        ),
+        (
+            _with(
+                task__model="toy",
+                task__epochs=3,
+                scheduler={"type": "asha", "metric": "parameter_count"},
+            ),
+            "scheduler.metric",
+            "measured only by fine-tuning trials",
+        ),
+        (_with(scheduler={"metric": "eval_loss"}), "scheduler.metric", "no scheduler type"),
+        (
+            _with(task__epochs=3, scheduler={"type": "asha", "direction": "minimize"}),
+            "scheduler.direction",
+            "give scheduler.metric",
+        ),
+        (
             _with(task__hyperparameters={"gradient_accumulation_steps": 0}),
             "task.hyperparameters.gradient_accumulation_steps",
             "below its minimum",

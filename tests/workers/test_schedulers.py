@@ -9,13 +9,14 @@ from search_spaces.spec import validate_spec
 from workers.schedulers import make_scheduler
 
 
-def _spec(scheduler: dict[str, object]) -> object:
+def _spec(scheduler: dict[str, object], **extra: object) -> object:
     return validate_spec(
         {
             "name": "s",
             "task": {"epochs": 8},
             "scheduler": scheduler,
             "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}},
+            **extra,
         }
     )
 
@@ -35,3 +36,35 @@ def test_scheduler_mapping(scheduler: dict[str, object], kind: type, brackets: i
     if brackets is not None:
         assert len(made._brackets) == brackets  # type: ignore[attr-defined]
         assert made._max_t == 8  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "objective", "metric", "mode"),
+    [
+        ({"type": "asha"}, None, "eval_accuracy", "max"),  # the objective by default
+        ({"type": "asha"}, {"metric": "eval_loss"}, "eval_loss", "min"),
+        # The objective's own direction, where it overrode the metric's usual one.
+        (
+            {"type": "median"},
+            {"metric": "eval_accuracy", "direction": "minimize"},
+            "eval_accuracy",
+            "min",
+        ),
+        ({"type": "asha", "metric": "eval_loss"}, None, "eval_loss", "min"),  # its usual direction
+        ({"type": "hyperband", "metric": "train_loss"}, None, "train_loss", "min"),
+        ({"type": "median", "metric": "eval_f1"}, {"metric": "eval_loss"}, "eval_f1", "max"),
+        (
+            {"type": "asha", "metric": "eval_loss", "direction": "maximize"},
+            None,
+            "eval_loss",
+            "max",
+        ),
+    ],
+)
+def test_scheduler_compares_the_stopping_metric(
+    scheduler: dict[str, object], objective: dict[str, str] | None, metric: str, mode: str
+) -> None:
+    extra = {"objective": objective} if objective else {}
+    made = make_scheduler(_spec(scheduler, **extra))  # type: ignore[arg-type]
+    assert made.metric == metric
+    assert made._mode == mode  # type: ignore[attr-defined]
