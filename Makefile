@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/hpo demo
 
 test: $(STAMP) lint browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # Headless Chromium (Debian's package) for the browser test of /dashboard.
 browser:

@@ -53,8 +53,11 @@ def test_search_compare_quick(server: Server, tmp_path: Path) -> None:
          "--epochs", "2", "--out", str(tmp_path))  # fmt: skip
     report = json.loads((tmp_path / "search_compare_quick.json").read_text())
     methods = report["summary"]["methods"]
-    assert set(methods) == {"grid", "random", "tpe", "tpe+asha"}
+    assert set(methods) == {"grid", "random", "tpe", "tpe+asha", "tpe+asha-loss"}
     assert all(row["best_at_budget"] is not None for row in methods.values())
+    reach = report["summary"]["fraction_of_budget_to_reach_random_best"]
+    assert set(reach) == {"tpe+asha", "tpe+asha-loss"}
+    assert all(r["seeds"] == [0] and len(r["strict"]) == 1 for r in reach.values())
     curves = report["runs"]["tpe+asha"][0]["curve"]
     spent = [p["trial_epochs"] for p in curves]
     assert spent == sorted(spent) and all(p["best"] > 0 for p in curves)
