@@ -87,6 +87,10 @@ class TrialQueries:
     """Queries over one database's Optuna tables."""
 
     def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name == "postgresql":
+            # Reads only, so no transaction: under READ COMMITTED each statement has its own
+            # snapshot either way, and BEGIN and ROLLBACK were two of a /best's three round trips.
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._engine = engine
         # Study name → id and id → directions never change while a study exists.
         self._ids: dict[str, int] = {}
