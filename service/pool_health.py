@@ -32,5 +32,8 @@ def ping_when_idle(engine: Engine) -> None:
                 cursor.execute("SELECT 1")
             finally:
                 cursor.close()
+            # The ping opened a transaction (a driver outside autocommit): end it, or a reader
+            # that wants the connection in autocommit could not switch it (psycopg refuses).
+            dbapi.rollback()
         except Exception as error:  # the driver's own error types differ
             raise exc.DisconnectionError(f"stale connection: {error}") from error

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -15,9 +16,10 @@ from sqlalchemy.engine import make_url
 
 from service import pool_health
 from service.app import create_app
-from service.db import make_engine
+from service.db import make_engine, metadata
 from service.local_server import fresh_postgres_database
 from service.settings import Settings
+from service.store import TrialQueries
 from tests.service.test_api import SPEC, RecordingDispatcher
 
 
@@ -42,6 +44,26 @@ def terminate_others(url: str) -> int:
 def backend_pid(engine: object) -> int:
     with engine.connect() as conn:  # type: ignore[attr-defined]
         return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_trial_reads_after_an_idle_ping(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idle ping leaves no transaction open: the trial reads switch their connections to
+    autocommit at checkout, which psycopg refuses inside a transaction."""
+    monkeypatch.setattr(pool_health, "IDLE_BEFORE_PING_S", 0.0)
+    engine = make_engine(pg_url)
+    try:
+        metadata.create_all(engine)
+        study = optuna.create_study(storage=pg_url, study_name="pinged")
+        study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+        queries = TrialQueries(engine)
+        study_id = queries.study_id("pinged")
+        assert study_id is not None
+        for _ in range(3):  # every checkout after the first pings first
+            time.sleep(0.01)
+            best = queries.best(study_id)
+            assert best is not None and best.value == study.best_value
+    finally:
+        engine.dispose()
 
 
 def test_an_idle_connection_killed_is_replaced_before_use(
