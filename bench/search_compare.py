@@ -192,6 +192,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], budget: int) -> dict[str, A
     table: dict[str, Any] = {}
     for method, seeds in runs.items():
         full = [best_within(r["curve"], budget) for r in seeds]
+        failed = [_failed(r, budget) for r in seeds]
         third = [best_within(r["curve"], budget / 3) for r in seeds]
         table[method] = {
             "best_at_budget": _mean(full),
@@ -199,8 +200,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]], budget: int) -> dict[str, A
             "trials": _mean([len(r["trials"]) for r in seeds]),
             "trial_epochs": _mean([r["curve"][-1]["trial_epochs"] for r in seeds if r["curve"]]),
             "pruned": _mean([sum(t["state"] == "PRUNED" for t in r["trials"]) for r in seeds]),
-            "failed_runs": _mean([_failed(r, budget)[0] for r in seeds]),
-            "epochs_on_failed_runs": _mean([_failed(r, budget)[1] for r in seeds]),
+            "failed_runs": _mean([count for count, _ in failed]),
+            "epochs_on_failed_runs": _mean([epochs for _, epochs in failed]),
         }
     random_best = {r["seed"]: best_within(r["curve"], budget) for r in runs.get("random", [])}
     reach: dict[str, Any] = {}

@@ -34,7 +34,7 @@ def possible_values(spec: StudySpec, name: str) -> list[tuple[tuple[str | int, .
 
 def metric_problem(spec: StudySpec) -> Broken | None:
     """An objective or constraint the task cannot measure, or early stopping on a final metric."""
-    named: list[Broken] = [
+    named: list[tuple[tuple[str | int, ...], str]] = [  # (field, metric)
         (("objectives", i, "metric"), goal.metric) for i, goal in enumerate(spec.goals)
     ]
     named += [(("constraints", i, "metric"), c.metric) for i, c in enumerate(spec.constraints)]

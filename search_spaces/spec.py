@@ -452,12 +452,9 @@ class StudySpec(_Strict):
     def stopping_goal(self) -> Objective:
         """What the early-stopping scheduler compares: ``scheduler.metric`` (in its usual
         direction unless ``scheduler.direction`` says otherwise), else the objective."""
-        objective = self.goals[0]
-        metric = self.scheduler.metric or objective.metric
-        direction = self.scheduler.direction
-        if direction is None:
-            direction = objective.direction if metric == objective.metric else METRICS[metric]
-        return Objective(metric=metric, direction=direction)
+        if self.scheduler.metric is None:
+            return self.goals[0]
+        return Objective(metric=self.scheduler.metric, direction=self.scheduler.direction)
 
     def max_epochs(self) -> int:
         """Epochs of the longest trial the spec allows."""
