@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
+from search_spaces.spec import validate_spec
 from tests.conftest import TOY_SPACE, Server, attached_server, toy_spec, wait_final
+from workers.schedulers import make_scheduler
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,13 +66,19 @@ STUDIES: dict[str, dict[str, Any]] = {
         scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
         budget={"n_trials": 6, "max_concurrent_trials": 3},
     ),
+    # One trial at a time, each worse than the one before: with the seed fixing each trial's
+    # bracket (seed 9: brackets 1, 0, 0, 1, 1, 2), a later trial meeting an earlier one at a
+    # rung below the last is stopped there, on every run.
     "hyperband": toy(
         "hyperband",
         n_trials=6,
         epochs=4,
         algorithm_settings={"seed": 9},
+        points_to_evaluate=[
+            {"learning_rate": 1e-3 * 10 ** (0.3 * k), "weight_decay": 0.01} for k in range(6)
+        ],
         scheduler={"type": "hyperband", "reduction_factor": 2},
-        budget={"n_trials": 6, "max_concurrent_trials": 3},
+        budget={"n_trials": 6, "max_concurrent_trials": 1},
     ),
     # The same two trials in the same order, ASHA comparing them on accuracy (the objective)
     # or on throughput: batch 8 is the more accurate and the slower of the two.
@@ -176,6 +185,23 @@ def test_schedulers_stop_trials_early_and_record_them_pruned(
     assert _epochs_run(baseline) == 6 * 4  # without a scheduler every trial runs every epoch
     assert _epochs_run(found) < STUDIES[key]["budget"]["n_trials"] * 4
     assert study["trial_counts"]["PRUNED"] == len(pruned)
+
+
+def test_hyperband_stops_the_trials_its_seeded_brackets_say(
+    finished: dict[str, dict[str, Any]], toy_api: httpx.Client
+) -> None:
+    scheduler = make_scheduler(validate_spec(STUDIES["hyperband"]))
+    first_in_bracket: dict[int, int] = {}
+    expected = []  # trials meeting an earlier (better) one at a rung before the last epoch
+    for number in range(6):
+        scheduler.on_trial_add(None, SimpleNamespace(trial_id=str(number)))  # type: ignore[arg-type]
+        bracket = scheduler._trial_info[str(number)]  # type: ignore[attr-defined]
+        if id(bracket) in first_in_bracket and min(m for m, _ in bracket._rungs) < 4:
+            expected.append(number)
+        first_in_bracket.setdefault(id(bracket), number)
+    assert expected  # the seed puts two trials in a bracket that stops early
+    found = trials(toy_api, finished["hyperband"]["id"])
+    assert [t["number"] for t in found if t["state"] == "PRUNED"] == expected
 
 
 def test_scheduler_metric_decides_which_trials_stop(

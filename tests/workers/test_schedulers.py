@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
 
@@ -68,3 +71,23 @@ def test_scheduler_compares_the_stopping_metric(
     made = make_scheduler(_spec(scheduler, **extra))  # type: ignore[arg-type]
     assert made.metric == metric
     assert made._mode == mode  # type: ignore[attr-defined]
+
+
+def _brackets_drawn(seed: int, global_seed: int, n_trials: int = 40) -> list[int]:
+    """The bracket index of each of ``n_trials`` trials added to a seeded study's HyperBand."""
+    settings = {"seed": seed}
+    made = make_scheduler(_spec({"type": "hyperband"}, algorithm_settings=settings))  # type: ignore[arg-type]
+    np.random.seed(global_seed)  # Ray's own draw uses NumPy's global state
+    brackets = made._brackets  # type: ignore[attr-defined]
+    drawn = []
+    for number in range(n_trials):
+        made.on_trial_add(None, SimpleNamespace(trial_id=str(number)))  # type: ignore[arg-type]
+        drawn.append(brackets.index(made._trial_info[str(number)]))  # type: ignore[attr-defined]
+    return drawn
+
+
+def test_hyperband_brackets_follow_the_study_seed() -> None:
+    first = _brackets_drawn(seed=3, global_seed=0)
+    assert _brackets_drawn(seed=3, global_seed=1) == first  # NumPy's global state plays no part
+    assert _brackets_drawn(seed=4, global_seed=0) != first
+    assert first.count(0) > first.count(3)  # the bracket with the most rungs draws the most
