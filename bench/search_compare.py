@@ -156,7 +156,7 @@ def run_study(api: httpx.Client, spec: dict[str, Any], timeout_s: float) -> dict
     ):
         if time.monotonic() > deadline:
             raise TimeoutError(f"study {spec['name']} not finished in {timeout_s} s")
-        time.sleep(2)
+        time.sleep(0.5)
     if study["status"] != "SUCCEEDED":
         raise RuntimeError(f"study {spec['name']} {study['status']}: {study['status_reason']}")
     trials = api.get(f"/studies/{study_id}/trials", params={"limit": 1000}).json()["data"]

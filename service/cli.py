@@ -124,11 +124,11 @@ def demo(
 
 
 def _dashboard(client: Client, study_id: str) -> str:
-    for _ in range(30):
+    for _ in range(120):
         found = client.study(study_id).dashboard_url
         if found:
             return found
-        time.sleep(1)
+        time.sleep(0.25)
     return "(not started yet)"
 
 
@@ -142,7 +142,7 @@ def _wait_healthy(client: Client, server: subprocess.Popen[bytes], timeout_s: fl
                 return
         except (httpx.HTTPError, ApiError):
             pass
-        time.sleep(1)
+        time.sleep(0.25)
     raise Failure(f"the server did not become healthy within {timeout_s:.0f} s")
 
 

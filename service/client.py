@@ -142,7 +142,7 @@ class Client:
         """The health document."""
         return dict(_json(self._http.get("/healthz")))
 
-    def wait(self, study_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> StudyPublic:
+    def wait(self, study_id: str, timeout_s: float = 3600, poll_s: float = 0.5) -> StudyPublic:
         """Poll until the study reaches a final status."""
         deadline = time.monotonic() + timeout_s
         while True:

@@ -82,7 +82,7 @@ def start_server(
                 return server
         except httpx.HTTPError:
             pass
-        time.sleep(1)
+        time.sleep(0.2)
     stop_server(server)
     raise RuntimeError(f"server not healthy in time:\n{log_path.read_text()[-3000:]}")
 

@@ -116,5 +116,5 @@ def wait_final(client: httpx.Client, study_id: str, timeout_s: float = 900) -> d
         study = client.get(f"/studies/{study_id}").json()
         if study["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
             return dict(study)
-        time.sleep(2)
+        time.sleep(0.25)
     raise AssertionError(f"study {study_id} did not finish within {timeout_s} s")

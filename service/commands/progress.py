@@ -45,7 +45,7 @@ def eta(study: StudyPublic, done: int, n_trials: int, now: datetime | None = Non
     return _duration(left)
 
 
-def follow(client: Client, study_id: str, console: Console, poll_s: float = 2.0) -> StudyPublic:
+def follow(client: Client, study_id: str, console: Console, poll_s: float = 0.5) -> StudyPublic:
     """Poll the study until it is final: a live line on a terminal, one line per change else."""
     if console.is_terminal:
         with Live(console=console, auto_refresh=False, transient=False) as live:

@@ -173,7 +173,7 @@ def test_cancelled_study_makes_submit_wait_exit_one(server: Server, tmp_path: Pa
     with Client(server.url) as client:
         deadline = time.monotonic() + 300
         while client.study(study_id).status != "RUNNING" and time.monotonic() < deadline:
-            time.sleep(1)
+            time.sleep(0.25)
     cancel = subprocess.run(
         [sys.executable, "-m", "service.cli", "cancel", study_id, *env_url],
         capture_output=True,

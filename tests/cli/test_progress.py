@@ -71,7 +71,7 @@ def test_live_view_on_a_terminal_ends_on_the_final_line(server: Server) -> None:
 def test_client_all_trials_follows_cursors_across_pages(server: Server) -> None:
     with Client(server.url) as client:
         submitted = client.submit(json.dumps(toy_spec("pages", n_trials=5)))
-        assert client.wait(submitted.id, timeout_s=600, poll_s=1).status == "SUCCEEDED"
+        assert client.wait(submitted.id, timeout_s=600).status == "SUCCEEDED"
         pages = [client.trials(submitted.id, limit=2)]
         while pages[-1].next_cursor:
             pages.append(client.trials(submitted.id, limit=2, cursor=pages[-1].next_cursor))

@@ -36,7 +36,7 @@ def wait_for(predicate: Any, timeout_s: float = 120, what: str = "condition") ->
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.5)
+        time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}")
 
 

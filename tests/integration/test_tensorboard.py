@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 def test_every_trial_has_tensorboard_events_with_its_metrics(server: Server) -> None:
     with Client(server.url) as client:
         study = client.submit(json.dumps(toy_spec("tensorboard", n_trials=2, epochs=3)))
-        assert client.wait(study.id, timeout_s=600, poll_s=1).status == "SUCCEEDED"
+        assert client.wait(study.id, timeout_s=600).status == "SUCCEEDED"
     experiments = server.state_dir / "ray_results"
     files = sorted(experiments.glob(f"study-{study.id}-attempt-*/*/events.out.tfevents.*"))
     assert len(files) == 2
