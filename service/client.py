@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from service.schemas import StudiesPublic, StudyPublic, TrialPublic, TrialsPublic
-from service.store import FINAL_STATES
+from service.statuses import FINAL_STATES
 
 FINAL_STATUSES = FINAL_STATES
 DEFAULT_URL = "http://127.0.0.1:8000"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from service.store import StudyRecord
-from service.store.trials import TrialRecord
+if TYPE_CHECKING:  # the CLI client imports these schemas without the store's SQLAlchemy
+    from service.store import StudyRecord
+    from service.store.trials import TrialRecord
 
 StudyStatus = Literal["QUEUED", "RUNNING", "RESUMING", "SUCCEEDED", "FAILED", "CANCELLED"]
 TrialState = Literal["RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"]

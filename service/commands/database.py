@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from service.auth.keys import KeyProblem
 from service.commands.common import Failure
+
+if TYPE_CHECKING:  # SQLAlchemy is imported when an admin command opens the database
+    from sqlalchemy import Engine
 
 DatabaseOpt = Annotated[
     str | None,
@@ -25,6 +25,9 @@ DatabaseOpt = Annotated[
 def database(database_url: str | None) -> Iterator[Engine]:
     """An engine on the service's tables (created or upgraded if needed); database errors and
     refused operations become one line (the URL without its password) and exit 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.auth.keys import KeyProblem
     from service.db import make_engine, redact_url, upgrade_tables
     from service.settings import Settings
 

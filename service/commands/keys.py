@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from service.auth.keys import ApiKey, KeyStore
 from service.commands.common import JsonOpt, app, out
 from service.commands.database import DatabaseOpt, database
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when a keys command runs
+    from service.auth.keys import ApiKey
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -23,6 +25,8 @@ def create(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Create a key; it is printed once, alone on the last line, and stored only hashed."""
+    from service.auth.keys import KeyStore
+
     with database(database_url) as engine:
         store = KeyStore(engine)
         new = store.create(tenant, admin=admin)
@@ -34,6 +38,8 @@ def create(
 @keys_app.command("list")
 def list_keys(database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """Every key without its secret."""
+    from service.auth.keys import KeyStore
+
     with database(database_url) as engine:
         store = KeyStore(engine)
         keys = store.list()
@@ -60,6 +66,8 @@ def revoke(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Revoke a key: requests with it fail from now on."""
+    from service.auth.keys import KeyStore
+
     with database(database_url) as engine:
         store = KeyStore(engine)
         key = store.revoke(key_id.removeprefix("hpo_").split("_")[0])

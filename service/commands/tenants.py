@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from service.auth.keys import TENANT_PATTERN
-from service.auth.quotas import Quota, QuotaStore
 from service.commands.common import Failure, JsonOpt, app, out
 from service.commands.database import DatabaseOpt, database
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when a tenants command runs
+    from service.auth.quotas import Quota
 
 tenants_app = typer.Typer(help="Per-tenant quotas.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
@@ -27,6 +28,9 @@ def set_quota(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Set a tenant's own limits (the ones not given fall back to the service defaults)."""
+    from service.auth.keys import TENANT_PATTERN
+    from service.auth.quotas import Quota, QuotaStore
+
     if not TENANT_PATTERN.match(tenant):
         raise Failure(f"tenant {tenant!r}: use 1-63 lowercase letters, digits, '-' or '_'")
     quota = Quota(max_running_studies, max_trials_per_study, max_gpus_per_trial)
@@ -38,6 +42,8 @@ def set_quota(
 @tenants_app.command("list")
 def list_quotas(database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """Tenants with their own limits (without the service defaults)."""
+    from service.auth.quotas import QuotaStore
+
     with database(database_url) as engine:
         quotas = QuotaStore(engine).all()
     if as_json:

@@ -1,7 +1,8 @@
 """The store: study rows, the event log, and read-only queries on Optuna's trial tables."""
 
+from service.statuses import ACTIVE_STATES, FINAL_STATES
 from service.store.events import EventStore, StudyEvent
-from service.store.studies import ACTIVE_STATES, FINAL_STATES, StudyRecord, StudyStore
+from service.store.studies import StudyRecord, StudyStore
 from service.store.trials import TrialQueries
 
 __all__ = [

@@ -16,10 +16,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from service.db import studies_table as t
+from service.statuses import FINAL_STATES
 from service.store.events import EventStore, add_event
-
-FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
-ACTIVE_STATES = ("RUNNING", "RESUMING")
 
 
 @dataclass(frozen=True)
