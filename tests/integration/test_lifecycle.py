@@ -80,7 +80,9 @@ def toy_server(
         yield running, client
 
 
-@pytest.mark.server_env({"HPO_FAULT_INJECTION": "trial=1,failures=2"})
+@pytest.mark.server_env(
+    {"HPO_FAULT_INJECTION": "trial=1,failures=2", "HPO_MAX_RUNNING_STUDIES": "2"}
+)
 def test_failing_trial_is_retried_then_recorded_with_its_error(
     toy_server: tuple[Server, httpx.Client],
 ) -> None:
@@ -103,7 +105,9 @@ def test_failing_trial_is_retried_then_recorded_with_its_error(
     assert "InjectedFailure: injected failure in trial 1, attempt 2" in failed[0]["error"]
 
 
-@pytest.mark.server_env({"HPO_FAULT_INJECTION": "trial=*,failures=99"})
+@pytest.mark.server_env(
+    {"HPO_FAULT_INJECTION": "trial=*,failures=99", "HPO_MAX_RUNNING_STUDIES": "2"}
+)
 def test_studies_whose_trials_fail_end_failed_with_the_reason(
     toy_server: tuple[Server, httpx.Client],
 ) -> None:

@@ -246,8 +246,8 @@ def test_trials_run_on_both_nodes(two_nodes: Cluster, tmp_path: Path) -> None:
             # once cannot share a node. The study driver itself reserves no CPU.
             spec = toy_spec(
                 "two-nodes",
-                epochs=4,
-                budget={"n_trials": 6, "max_concurrent_trials": 2},
+                epochs=3,
+                budget={"n_trials": 4, "max_concurrent_trials": 2},
                 resources_per_trial={"num_workers": 1, "cpus_per_worker": 1},
             )
             response = client.post("/studies", json=spec)
@@ -268,7 +268,7 @@ def test_trials_run_on_both_nodes(two_nodes: Cluster, tmp_path: Path) -> None:
     assert [t["metrics"]["ddp_group_trials"] for t in ddp] == [1.0, 2.0]
 
     completed = [t for t in trials["data"] if t["state"] == "COMPLETE"]
-    assert len(completed) == 6, trials
+    assert len(completed) == 4, trials
     for trial in completed:
         assert set(NODE_KEYS) <= set(trial["metrics"]), trial["metrics"]
         assert trial["metrics"]["worker_node_ip"], trial["metrics"]
