@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,11 +55,26 @@ def read_or_create_token(state_dir: Path) -> str:
     return token
 
 
+def free_ports(count: int, taken: Collection[int] = ()) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1, free right now and not in ``taken``.
+
+    The sockets are held open until all are chosen: ports asked for one at a time may repeat
+    (Ray then refuses to start: "trying to use a port number that is used by other components").
+    """
+    ports: list[int] = []
+    with contextlib.ExitStack() as held:
+        while len(ports) < count:
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if port not in taken:
+                ports.append(port)
+    return ports
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 class LocalRayHead:
@@ -105,18 +121,19 @@ class LocalRayHead:
         if port and not _port_free(port):
             port = free_port()
             log.warning("port %s is taken; the Ray dashboard uses %s", self._dashboard_port, port)
+        gcs_port, client_port, agent_port, metrics_port = free_ports(4, taken={port})
         command = [
             str(Path(sys.executable).parent / "ray"),
             "start",
             "--head",
             "--block",
             "--node-ip-address=127.0.0.1",
-            f"--port={free_port()}",
+            f"--port={gcs_port}",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={port}",
-            f"--ray-client-server-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
+            f"--ray-client-server-port={client_port}",
+            f"--dashboard-agent-listen-port={agent_port}",
+            f"--metrics-export-port={metrics_port}",
             "--include-dashboard=true",
             "--disable-usage-stats",
             f"--temp-dir={self.temp_dir}",

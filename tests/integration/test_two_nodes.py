@@ -30,7 +30,7 @@ import pytest
 
 from search_spaces.tunables import NODE_KEYS
 from service.local_server import REPO, start_server, stop_server
-from service.ray_head import RayEndpoint, free_port, jobs_api_ready
+from service.ray_head import RayEndpoint, free_ports, jobs_api_ready
 from tests.conftest import toy_spec, wait_final
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -154,10 +154,10 @@ def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
     # Ray's unix sockets live under the temp dir: keep its path short (not under tmp_path).
     temp_dir = Path(tempfile.mkdtemp(prefix="hpo-2n-"))
     cluster = Cluster(secrets.token_hex(32), temp_dir, tmp_path)
-    gcs_port, dashboard_port = free_port(), free_port()
+    ports = iter(free_ports(7))  # distinct: ports asked for one by one may repeat
+    gcs_port, dashboard_port, client_port = next(ports), next(ports), next(ports)
     cluster.gcs_address = f"127.0.0.1:{gcs_port}"
     cluster.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
-    client_port = free_port()
     cluster.client_address = f"ray://127.0.0.1:{client_port}"
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0"]
     common.append(f"--object-store-memory={OBJECT_STORE_BYTES}")
@@ -171,8 +171,8 @@ def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
                 f"--dashboard-port={dashboard_port}",
                 "--include-dashboard=true",
                 f"--ray-client-server-port={client_port}",
-                f"--dashboard-agent-listen-port={free_port()}",
-                f"--metrics-export-port={free_port()}",
+                f"--dashboard-agent-listen-port={next(ports)}",
+                f"--metrics-export-port={next(ports)}",
                 f"--temp-dir={temp_dir}",
                 *common,
             ],
@@ -183,8 +183,8 @@ def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
             "worker",
             [
                 f"--address={cluster.gcs_address}",
-                f"--dashboard-agent-listen-port={free_port()}",
-                f"--metrics-export-port={free_port()}",
+                f"--dashboard-agent-listen-port={next(ports)}",
+                f"--metrics-export-port={next(ports)}",
                 *common,
             ],
         )
