@@ -82,6 +82,16 @@ TOY_SPACE: dict[str, Any] = {
 }
 
 
+def ranked_points(n: int) -> list[dict[str, Any]]:
+    """``n`` toy configurations, each strictly worse than the one before at every epoch.
+
+    As a study's ``points_to_evaluate``, a trial that starts after an earlier one has reported is
+    behind it at every rung: ASHA, HyperBand and the median rule stop it on every run, whatever
+    the timing (a random sample leaves that to the order trials happen to report in).
+    """
+    return [{"learning_rate": 1e-3 * 10 ** (0.25 * k), "weight_decay": 0.01} for k in range(n)]
+
+
 def toy_spec(name: str, n_trials: int = 3, epochs: int = 2, **extra: Any) -> dict[str, Any]:
     """A study of the built-in analytic objective: real Ray job, Tune trials and Optuna rows."""
     spec: dict[str, Any] = {

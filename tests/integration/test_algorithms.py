@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from search_spaces.spec import validate_spec
-from tests.conftest import TOY_SPACE, Server, attached_server, toy_spec, wait_final
+from tests.conftest import (
+    TOY_SPACE,
+    Server,
+    attached_server,
+    ranked_points,
+    toy_spec,
+    wait_final,
+)
 from workers.schedulers import make_scheduler
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -57,12 +64,13 @@ STUDIES: dict[str, dict[str, Any]] = {
         objectives=TWO_GOALS,
         search_space={**SPACE, "batch_size": {"type": "categorical", "choices": [8, 32, 128]}},
     ),
-    "fifo": toy("fifo", n_trials=6, epochs=4, algorithm_settings={"seed": 9}),
+    # Three trials in flight, then each new one behind every trial that reported before it.
     "asha": toy(
         "asha",
         n_trials=6,
         epochs=4,
         algorithm_settings={"seed": 9},
+        points_to_evaluate=ranked_points(6),
         scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
         budget={"n_trials": 6, "max_concurrent_trials": 3},
     ),
@@ -74,9 +82,7 @@ STUDIES: dict[str, dict[str, Any]] = {
         n_trials=6,
         epochs=4,
         algorithm_settings={"seed": 9},
-        points_to_evaluate=[
-            {"learning_rate": 1e-3 * 10 ** (0.3 * k), "weight_decay": 0.01} for k in range(6)
-        ],
+        points_to_evaluate=ranked_points(6),
         scheduler={"type": "hyperband", "reduction_factor": 2},
         budget={"n_trials": 6, "max_concurrent_trials": 1},
     ),
@@ -105,6 +111,7 @@ STUDIES: dict[str, dict[str, Any]] = {
         n_trials=8,
         epochs=4,
         algorithm_settings={"seed": 9},
+        points_to_evaluate=ranked_points(8),
         scheduler={"type": "median", "grace_period": 1, "min_samples_required": 2},
     ),
 }
@@ -181,8 +188,8 @@ def test_schedulers_stop_trials_early_and_record_them_pruned(
         if trial["state"] == "COMPLETE":
             assert sorted(map(int, trial["intermediate_values"])) == [1, 2, 3, 4], trial
             assert trial["value"] == trial["intermediate_values"]["4"]
-    baseline = trials(toy_api, finished["fifo"]["id"])
-    assert _epochs_run(baseline) == 6 * 4  # without a scheduler every trial runs every epoch
+    baseline = trials(toy_api, finished["random"]["id"])
+    assert _epochs_run(baseline) == 4 * 2  # without a scheduler every trial runs every epoch
     assert _epochs_run(found) < STUDIES[key]["budget"]["n_trials"] * 4
     assert study["trial_counts"]["PRUNED"] == len(pruned)
 
@@ -296,7 +303,7 @@ def test_warm_start_runs_the_earlier_best_first(
 
 
 def test_importance(finished: dict[str, dict[str, Any]], toy_api: httpx.Client) -> None:
-    study_id = finished["fifo"]["id"]
+    study_id = finished["random"]["id"]  # 4 complete trials
     for evaluator in ("fanova", "ped_anova"):
         response = toy_api.get(f"/studies/{study_id}/importance", params={"evaluator": evaluator})
         assert response.status_code == 200, response.text

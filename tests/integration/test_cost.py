@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from search_spaces.tunables import COST_KEYS
-from tests.conftest import Server, attached_server, submit, toy_spec, trials_of, wait_final
+from tests.conftest import (
+    Server,
+    attached_server,
+    ranked_points,
+    submit,
+    toy_spec,
+    trials_of,
+    wait_final,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,6 +39,7 @@ ASHA = toy_spec(
     n_trials=6,
     epochs=4,
     algorithm_settings={"seed": 9},
+    points_to_evaluate=ranked_points(6),  # later trials behind earlier ones: some are stopped
     scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
     budget={"n_trials": 6, "max_concurrent_trials": 3},
 )
