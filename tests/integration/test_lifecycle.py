@@ -132,7 +132,7 @@ def test_studies_whose_trials_fail_end_failed_with_the_reason(
 @pytest.mark.server_env({"HPO_TOY_EPOCH_SECONDS": "0.5"})
 def test_time_budget_stops_the_study_cleanly(toy_server: tuple[Server, httpx.Client]) -> None:
     _, client = toy_server
-    spec = toy_spec("timed", epochs=4, budget={"n_trials": 200, "time_budget_s": 20})
+    spec = toy_spec("timed", epochs=4, budget={"n_trials": 200, "time_budget_s": 12})
     study = wait_final(client, submit(client, spec))
     assert study["status"] == "SUCCEEDED"
     assert "time budget" in study["status_reason"]
@@ -182,14 +182,14 @@ def test_queue_runs_studies_one_at_a_time_in_submission_order(
     toy_server: tuple[Server, httpx.Client],
 ) -> None:
     _, client = toy_server
-    ids = [submit(client, toy_spec(f"queued-{i}", n_trials=1)) for i in range(3)]
+    ids = [submit(client, toy_spec(f"queued-{i}", n_trials=1)) for i in range(2)]
     studies = [wait_final(client, study_id) for study_id in ids]
-    assert [s["status"] for s in studies] == ["SUCCEEDED"] * 3
+    assert [s["status"] for s in studies] == ["SUCCEEDED"] * 2
     starts = [s["started_at"] for s in studies]
     assert starts == sorted(starts)
     for earlier, later in itertools.pairwise(studies):
         assert later["started_at"] >= earlier["finished_at"]  # never two at once
-    history = client.get(f"/studies/{ids[2]}").json()["history"]
+    history = client.get(f"/studies/{ids[1]}").json()["history"]
     assert [h["status"] for h in history] == ["QUEUED", "RUNNING", "SUCCEEDED"]
 
 
@@ -228,7 +228,7 @@ def _driver_pids(study_id: str) -> list[int]:
 @pytest.mark.server_env({"HPO_TOY_EPOCH_SECONDS": "1"})
 def test_killed_driver_resumes_with_exact_budget(toy_server: tuple[Server, httpx.Client]) -> None:
     _, client = toy_server
-    spec = toy_spec("resumed", n_trials=5, epochs=6, budget={"n_trials": 5})
+    spec = toy_spec("resumed", n_trials=5, epochs=4, budget={"n_trials": 5})
     study_id = submit(client, spec)
 
     def early_in_a_trial_after_two_finished() -> bool:
