@@ -139,9 +139,9 @@ def _cmaes(s: CmaEsSettings, **_: Any) -> optuna.samplers.BaseSampler:
 def _nsga2(
     s: NSGA2Settings, constraints: MetricConstraints | None = None, **_: Any
 ) -> optuna.samplers.BaseSampler:
-    import optuna
+    from search_spaces.samplers import PicklableNSGAIISampler
 
-    return optuna.samplers.NSGAIISampler(
+    return PicklableNSGAIISampler(
         seed=s.seed,
         population_size=s.population_size,
         mutation_prob=s.mutation_prob,

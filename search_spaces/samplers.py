@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import optuna
@@ -23,3 +24,22 @@ class NonStoppingGridSampler(optuna.samplers.GridSampler):
         values: Sequence[float] | None,
     ) -> None:
         return None
+
+
+class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """NSGA-II that Tune can pickle (the Tuner pickles its search algorithm when it starts).
+
+    Optuna 5.1's genetic samplers hold a ``threading.Lock`` (``_thread_lock``), which cannot be
+    pickled: it is left out of the pickle and made anew when unpickled.
+    """
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        if "_thread_lock" in state:
+            state["_thread_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        if "_thread_lock" in state:
+            state = {**state, "_thread_lock": threading.Lock()}
+        self.__dict__.update(state)

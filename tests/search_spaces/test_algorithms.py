@@ -226,3 +226,23 @@ def test_every_algorithm_has_settings_and_a_summary() -> None:
     for name, algorithm in ALGORITHMS.items():
         assert algorithm.summary, name
         assert "seed" in algorithm.settings.model_fields
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_every_sampler_survives_the_pickle_tune_makes(name: str) -> None:
+    """Tune pickles its search algorithm, sampler included, when the Tuner starts (Optuna 5.1's
+    NSGA-II holds a lock that broke it); the copy keeps sampling."""
+    from ray import cloudpickle
+
+    grid = {"learning_rate": [1e-4, 1e-3], "weight_decay": [0.0, 0.1]}
+    sampler = make_sampler(name, {"seed": 1}, grid)
+    restored = cloudpickle.loads(cloudpickle.dumps(sampler))
+    assert type(restored) is type(sampler)
+    directions = ["maximize", "maximize"] if name == "nsga2" else ["maximize"]
+    study = optuna.create_study(directions=directions, sampler=restored)
+    for _ in range(3):
+        trial = study.ask()
+        lr = trial.suggest_float("learning_rate", 1e-4, 1e-3, log=True)
+        wd = trial.suggest_float("weight_decay", 0.0, 0.1)
+        study.tell(trial, [lr, wd] if len(directions) == 2 else lr + wd)
+    assert len(study.trials) == 3
