@@ -161,6 +161,7 @@ def _connect_ray(settings: Settings) -> tuple[RayEndpoint, LocalRayHead | None]:
         num_gpus=settings.ray_num_gpus,
         dashboard_port=settings.ray_dashboard_port,
         object_store_bytes=settings.ray_object_store_bytes,
+        reserved_ports=(settings.port,),
     )
     endpoint = head.start()
     if settings.worker_python:

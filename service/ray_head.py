@@ -88,11 +88,14 @@ class LocalRayHead:
         num_gpus: int | None = None,
         dashboard_port: int = 8265,
         object_store_bytes: int | None = None,
+        reserved_ports: Collection[int] = (),
     ) -> None:
         self._dir = state_dir / "ray"
         self._state_dir = state_dir
         self._num_cpus = num_cpus
         self._num_gpus = num_gpus
+        # The API's own port: uvicorn binds it only after start-up, when Ray already runs.
+        self._reserved_ports = set(reserved_ports)
         self._dashboard_port = dashboard_port
         self._object_store_bytes = object_store_bytes
         self._process: subprocess.Popen[bytes] | None = None
@@ -117,11 +120,12 @@ class LocalRayHead:
             log.info("reusing the local Ray head at %s", reused.dashboard_url)
             return reused
         self._dir.mkdir(parents=True, exist_ok=True)
-        port = self._dashboard_port or free_port()
-        if port and not _port_free(port):
-            port = free_port()
+        reserved = self._reserved_ports
+        port = self._dashboard_port or free_ports(1, taken=reserved)[0]
+        if port in reserved or not _port_free(port):
+            port = free_ports(1, taken=reserved)[0]
             log.warning("port %s is taken; the Ray dashboard uses %s", self._dashboard_port, port)
-        gcs_port, client_port, agent_port, metrics_port = free_ports(4, taken={port})
+        gcs_port, client_port, agent_port, metrics_port = free_ports(4, taken={port, *reserved})
         command = [
             str(Path(sys.executable).parent / "ray"),
             "start",
