@@ -23,6 +23,7 @@ Writes ``gpu_fastpath.json`` (after every case, so a run stopped early keeps wha
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import subprocess
@@ -130,9 +131,9 @@ def train_case(args: argparse.Namespace, case: str, batch_size: int, seconds: fl
         optimizer.zero_grad(set_to_none=True)
         return mask.sum()
 
-    warm = 3 if case != "fast+compile" else 12
-    for i in range(warm):
-        step(batches[i % len(batches)])
+    # Warm-up: one step per distinct width (kernel selection and compilation happen per shape).
+    for batch in {b[0].shape[1]: b for b in batches}.values():
+        step(batch)
     sync(device)
     time.sleep(max(0.0, args.start_at - time.time()))  # side-by-side processes start together
     if device.type == "cuda":
@@ -214,7 +215,7 @@ def shared_case(args: argparse.Namespace, k: int, batch_size: int) -> dict:
 
 def oom_case(args: argparse.Namespace) -> dict:
     """The automatic micro-batch on a real CUDA OOM, and a model that cannot fit at all."""
-    device = torch.device("cuda")
+    device = torch.device("cuda", torch.cuda.current_device())
     result: dict[str, Any] = {"case": "oom"}
     total = torch.cuda.get_device_properties(device).total_memory
     torch.cuda.set_per_process_memory_fraction(4 * 2**30 / total, device)  # a 4 GiB share
@@ -301,6 +302,9 @@ def main() -> None:
                 result = train_case(args, case, size, args.seconds)
         except Exception as error:  # one failed case must not lose the others
             result = {"case": case, "size": size, "error": f"{type(error).__name__}: {error}"}
+        if torch.cuda.is_available():  # the next case (or process) gets the whole card
+            gc.collect()
+            torch.cuda.empty_cache()
         print(json.dumps(result), flush=True)
         report["results"].append(result)
         report["wall_s"] = time.monotonic() - started
