@@ -29,7 +29,7 @@ from service.observability import install_observability
 from service.ray_address import jobs_api_url
 from service.ray_head import LocalRayHead, RayEndpoint
 from service.request_guards import RequestGuard
-from service.settings import Settings
+from service.settings import WILDCARD_ADDRESSES, Settings
 from service.store import EventStore, StudyStore, TrialQueries
 from service.store.indexes import ensure_indexes
 
@@ -60,6 +60,13 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         )
         ensure_indexes(engine)
         log.info("database: %s", redact_url(settings.database_url))
+        if settings.host in WILDCARD_ADDRESSES and "*" not in settings.allowed_hosts:
+            log.warning(
+                "bound to %s, but only requests whose Host is one of %s are answered (400 "
+                "otherwise); list the names clients use in HPO_ALLOWED_HOSTS",
+                settings.host or "every address",
+                ", ".join(settings.trusted_hosts),
+            )
         if not settings.auth_enabled:
             log.warning(
                 "API keys are off (HPO_AUTH=%s, bound to %s): anyone on this machine can use "

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from tests.service.test_api import SPEC
 
 
-def _cursor(*fields: object) -> str:
+def forged_cursor(*fields: object) -> str:
+    """A trial-page cursor holding ``fields`` (sort, descending, key, number), as encoded."""
     return base64.urlsafe_b64encode(json.dumps(list(fields)).encode()).decode().rstrip("=")
 
 
@@ -35,9 +36,9 @@ QUERY_TEXTS = [
     *NUMBER_TEXTS,
     *(f"learning_rate:{text}" for text in NUMBER_TEXTS),
     "learning_rate:1e-5:" + "9" * 400,
-    _cursor("number", False, None, 2**70),
-    _cursor("value", True, 10**400, 1),
-    _cursor("number", False, None, True),
+    forged_cursor("number", False, None, 2**70),
+    forged_cursor("value", True, 10**400, 1),
+    forged_cursor("number", False, None, True),
 ]
 
 

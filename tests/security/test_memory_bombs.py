@@ -16,8 +16,8 @@ import pytest
 
 from search_spaces.limits import MAX_GRID_POINTS, MAX_RUNGS, MAX_STEPS_PER_PARAMETER
 from tests.conftest import toy_spec
+from tests.security.hostile_shapes import SEED_RANGE
 
-SEED_RANGE = {"type": "int", "low": 0, "high": 2**31 - 1}
 FINE_STEP = {"type": "float", "low": 0.0, "high": 0.5, "step": 1e-308}
 BIG_GRID = {
     "seed": {"type": "int", "low": 0, "high": 9_999},
