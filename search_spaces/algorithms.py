@@ -74,6 +74,9 @@ class NSGA2Settings(RandomSettings):
 
 
 Factory = Callable[..., "optuna.samplers.BaseSampler"]
+# The grid's values per parameter, built only when called: by the grid algorithm alone (a
+# random study over discrete parameters must not pay for, or hold, their grid).
+GridSource = Callable[[], dict[str, list[Any]]]
 
 
 def _random(s: RandomSettings, **_: Any) -> optuna.samplers.BaseSampler:
@@ -82,10 +85,10 @@ def _random(s: RandomSettings, **_: Any) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=s.seed)
 
 
-def _grid(s: GridSettings, grid: dict[str, list[Any]], **_: Any) -> optuna.samplers.BaseSampler:
+def _grid(s: GridSettings, grid: GridSource, **_: Any) -> optuna.samplers.BaseSampler:
     from search_spaces.samplers import NonStoppingGridSampler
 
-    return NonStoppingGridSampler(grid, seed=s.seed)
+    return NonStoppingGridSampler(grid(), seed=s.seed)
 
 
 def _qmc(s: QMCSettings, **_: Any) -> optuna.samplers.BaseSampler:
@@ -194,14 +197,15 @@ def algorithm_names() -> Sequence[str]:
 def make_sampler(
     name: str,
     settings: dict[str, Any],
-    grid: dict[str, list[Any]],
+    grid: GridSource,
     attempt: int = 1,
     constraints: MetricConstraints | None = None,
 ) -> optuna.samplers.BaseSampler:
     """Build the Optuna sampler for a validated algorithm name and settings.
 
     A resumed study (``attempt`` > 1) derives a new seed from the user's, so a seeded sampler
-    does not propose the first attempt's configurations again.
+    does not propose the first attempt's configurations again. ``grid`` is called only by
+    the grid algorithm.
     """
     algorithm = ALGORITHMS[name]
     parsed = algorithm.settings.model_validate(settings)

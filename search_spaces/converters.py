@@ -71,7 +71,11 @@ def search_space_for_optuna(spec: StudySpec) -> dict[str, BaseDistribution] | Co
 
 
 def to_grid(spec: StudySpec) -> dict[str, list[Any]]:
-    """The grid for ``GridSampler``: every discrete parameter's values (empty if not discrete)."""
+    """The grid for ``GridSampler``: every discrete parameter's values (empty if not discrete).
+
+    Validation bounds a grid study's grid (``limits.MAX_GRID_POINTS``); call this for grid
+    studies only (``make_sampler`` does), as other studies' discrete spaces are not bounded so.
+    """
     if not all(p.is_discrete for p in spec.search_space.values()):
         return {}
     return {name: grid_values(param) for name, param in spec.search_space.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +26,21 @@ class SpecTooLarge(SpecSyntaxError):
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors/aliases (no billion-laughs expansion) and nesting deeper
-    than ``MAX_DEPTH`` (the composer recurses once per level)."""
+    """SafeLoader that refuses anchors/aliases (no billion-laughs expansion), explicit tags
+    (``!!binary``, ``!!set``, ``!!python/...``: a spec is plain data), duplicate keys and nesting
+    deeper than ``MAX_DEPTH`` (the composer recurses once per level)."""
 
     _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        where: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "YAML aliases are not allowed", where)
+        tag = getattr(event, "tag", None)
+        if tag is not None:
             raise yaml.composer.ComposerError(
-                None, None, "YAML aliases are not allowed", event.start_mark
+                None, None, f"YAML tags are not allowed ({tag})", where
             )
         if self._depth >= MAX_DEPTH:
             raise yaml.composer.ComposerError(
@@ -45,6 +51,29 @@ class _NoAliasLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # refused by the base constructor ("found unhashable key")
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}"[:200], key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is an error, not "the last wins"."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise SpecSyntaxError(f"malformed JSON: duplicate key {key[:100]!r}")
+        found[key] = value
+    return found
 
 
 def _refuse_constant(name: str) -> Any:
@@ -60,7 +89,7 @@ def parse_text(text: str | bytes, *, yaml_syntax: bool) -> dict[str, Any]:
         if yaml_syntax:
             data = yaml.load(text, Loader=_NoAliasLoader)
         else:
-            data = json.loads(text, parse_constant=_refuse_constant)
+            data = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except yaml.YAMLError as exc:
         raise SpecSyntaxError(f"malformed YAML: {exc}".replace("\n", " ")) from None
     except RecursionError:

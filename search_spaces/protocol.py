@@ -12,3 +12,5 @@ ATTEMPT_ENV = "HPO_STUDY_ATTEMPT"
 ARTIFACTS_DIR = "artifacts"
 BEST_DIR = "best"
 TRIAL_INFO_FILE = "hpo_trial.json"
+# Seconds the study driver waits for its first trial to be placed before it fails the study.
+PLACEMENT_TIMEOUT_ENV = "HPO_PLACEMENT_TIMEOUT_S"

@@ -18,14 +18,14 @@ from pydantic import (
 )
 
 from search_spaces.algorithms import ALGORITHMS
-from search_spaces.params import (
-    CategoricalParam,
-    FloatParam,
-    IntParam,
-    Param,
-    contains,
-    grid_values,
+from search_spaces.limits import (
+    grid_problem,
+    grid_size,
+    longest_trial_epochs,
+    scheduler_problem,
+    step_problem,
 )
+from search_spaces.params import CategoricalParam, FloatParam, IntParam, Param, contains
 from search_spaces.paths import (
     MAX_PATH_CHARS,
     PathPolicy,
@@ -340,7 +340,7 @@ class StudySpec(_Strict):
                 f"{self.algorithm} does not support constraints (tpe, gp and nsga2 do)",
             )
         self._check_scheduler()
-        for broken in (metric_problem(self), option_problem(self)):
+        for broken in (metric_problem(self), option_problem(self), step_problem(self)):
             if broken:
                 raise FieldError(*broken)
         self._check_conditions(algorithm.conditional)
@@ -368,12 +368,8 @@ class StudySpec(_Strict):
                         ("search_space", name),
                         "grid needs discrete parameters (categorical, or int/float with step)",
                     )
-            size = self.grid_size()
-            if self.budget.n_trials > size:
-                raise FieldError(
-                    ("budget", "n_trials"),
-                    f"{self.budget.n_trials} trials exceed the grid size ({size})",
-                )
+            if broken := grid_problem(self):
+                raise FieldError(*broken)
         return self
 
     def _normalise_objectives(self) -> None:
@@ -399,6 +395,8 @@ class StudySpec(_Strict):
             return
         if self.is_multi_objective:
             raise FieldError(("scheduler", "type"), "early stopping needs a single objective")
+        if broken := scheduler_problem(self):
+            raise FieldError(*broken)
         epochs = self.max_epochs()
         if epochs < 2:
             raise FieldError(
@@ -460,12 +458,7 @@ class StudySpec(_Strict):
         """Epochs of the longest trial the spec allows."""
         if self.scheduler.max_epochs is not None:
             return self.scheduler.max_epochs
-        param = self.search_space.get("epochs")
-        if param is not None:
-            if isinstance(param, CategoricalParam):
-                return int(max(float(v) for v in param.choices))
-            return int(param.high)
-        return int(self.task.hyperparameters.get("epochs", self.task.epochs))
+        return longest_trial_epochs(self)
 
     def active(self, name: str, point: dict[str, Any]) -> bool:
         """Whether a (conditional) parameter is sampled given the point's other values."""
@@ -489,8 +482,8 @@ class StudySpec(_Strict):
         return None
 
     def grid_size(self) -> int:
-        """Number of points of the full grid over the search space."""
-        return math.prod(len(grid_values(p)) for p in self.search_space.values())
+        """Number of points of the full grid over the search space (computed, not counted)."""
+        return grid_size(self)
 
 
 def _policy(info: ValidationInfo) -> PathPolicy | None:

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import optuna
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from service.api import api_routers
@@ -19,6 +20,7 @@ from service.api.events import StreamCounter
 from service.api.read_cache import ReadCache
 from service.auth.keys import KeyStore
 from service.auth.quotas import Quota, QuotaStore
+from service.cluster import ClusterResources
 from service.db import make_engine, redact_url, upgrade_tables
 from service.dispatcher import Dispatcher, RayJobDispatcher
 from service.lifecycle import Lifecycle
@@ -26,7 +28,8 @@ from service.monitor import StudyMonitor
 from service.observability import install_observability
 from service.ray_address import jobs_api_url
 from service.ray_head import LocalRayHead, RayEndpoint
-from service.settings import Settings
+from service.request_guards import RequestGuard
+from service.settings import WILDCARD_ADDRESSES, Settings
 from service.store import EventStore, StudyStore, TrialQueries
 from service.store.indexes import ensure_indexes
 
@@ -57,6 +60,13 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         )
         ensure_indexes(engine)
         log.info("database: %s", redact_url(settings.database_url))
+        if settings.host in WILDCARD_ADDRESSES and "*" not in settings.allowed_hosts:
+            log.warning(
+                "bound to %s, but only requests whose Host is one of %s are answered (400 "
+                "otherwise); list the names clients use in HPO_ALLOWED_HOSTS",
+                settings.host or "every address",
+                ", ".join(settings.trusted_hosts),
+            )
         if not settings.auth_enabled:
             log.warning(
                 "API keys are off (HPO_AUTH=%s, bound to %s): anyone on this machine can use "
@@ -65,6 +75,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
                 settings.host,
             )
         head: LocalRayHead | None = None
+        app.state.cluster = None  # what the cluster can place: unknown with a stand-in
         if dispatcher is None:
             endpoint, head = await asyncio.to_thread(_connect_ray, settings)
             app.state.dispatcher = RayJobDispatcher(
@@ -72,7 +83,10 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
                 database_url=settings.database_url,
                 results_dir=settings.results_dir,
                 public_dashboard_url=settings.dashboard_public_url,
+                placement_timeout_s=settings.placement_timeout_s,
             )
+            if not settings.cluster_autoscaling:
+                app.state.cluster = ClusterResources(endpoint)
         else:
             app.state.dispatcher = dispatcher
         app.state.lifecycle = Lifecycle(
@@ -114,9 +128,30 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     for router in api_routers:
         app.include_router(router)
     install_error_handlers(app)
-    install_observability(app)
+    _guard_requests(app, settings)
+    install_observability(app)  # outermost: refused requests are logged and counted too
     _document_errors(app)
     return app
+
+
+def _guard_requests(app: FastAPI, settings: Settings) -> None:
+    """Host allow-list, cross-origin refusal, body types, sizes and read deadline (see
+    ``service.request_guards``); CORS headers for the configured origins only."""
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+        )
+    app.add_middleware(
+        RequestGuard,
+        hosts=settings.trusted_hosts,
+        origins=settings.allowed_origins,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+    )
 
 
 class UnsafeConfiguration(RuntimeError):

@@ -64,7 +64,14 @@ def serve(
         raise Failure(f"setting {field}: {problem['msg']}") from None
     except UnsafeConfiguration as exc:
         raise Failure(str(exc)) from None
-    uvicorn.run(service, host=host, port=port, log_level="info", log_config=None)
+    uvicorn.run(
+        service,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=None,
+        **settings.uvicorn_limits(),
+    )
 
 
 @app.command()

@@ -12,6 +12,7 @@ from search_spaces.protocol import (
     ATTEMPT_ENV,
     DATABASE_URL_ENV,
     OUTCOME_PREFIX,
+    PLACEMENT_TIMEOUT_ENV,
     RESULTS_DIR_ENV,
 )
 from service.ray_head import RayEndpoint
@@ -68,6 +69,7 @@ class RayJobDispatcher:
         database_url: str,
         results_dir: str,
         public_dashboard_url: str | None = None,
+        placement_timeout_s: float | None = None,
     ) -> None:
         from ray.job_submission import JobSubmissionClient
 
@@ -76,6 +78,7 @@ class RayJobDispatcher:
         self._database_url = database_url
         self._results_dir = results_dir
         self._public_url = (public_dashboard_url or endpoint.dashboard_url).rstrip("/")
+        self._placement_timeout_s = placement_timeout_s
 
     def submit(self, study_id: str, attempt: int) -> str:
         """Submit the study driver for ``study_id``; returns the Ray job's submission id."""
@@ -86,6 +89,8 @@ class RayJobDispatcher:
             ATTEMPT_ENV: str(attempt),
             "PYTHONUNBUFFERED": "1",
         }
+        if self._placement_timeout_s is not None:
+            env[PLACEMENT_TIMEOUT_ENV] = str(self._placement_timeout_s)
         env.update({k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ})
         return str(
             self._client.submit_job(

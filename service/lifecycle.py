@@ -7,6 +7,7 @@ an interrupted trial's configuration is queued again so its budget is spent agai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -26,6 +27,10 @@ CANCELLED = "cancelled"
 
 class Conflict(Exception):
     """The operation does not fit the study's state (an HTTP 409)."""
+
+
+class Gone(Exception):
+    """The study was deleted meanwhile (an HTTP 404)."""
 
 
 class Lifecycle:
@@ -57,19 +62,39 @@ class Lifecycle:
             self.fail_running_trials(study, CANCELLED, requeue=False)
 
     def delete(self, study: StudyRecord) -> None:
-        """Remove a study that is not running, with its trials and events."""
+        """Remove a study that is not running, with its trials and events.
+
+        The row goes first, in one statement conditional on the state: of concurrent deletions
+        one wins and the others get ``Gone``; a study that started meanwhile is a ``Conflict``.
+        Only the winner removes the trials, and stops the study's Ray job if one still runs (a
+        cancel in flight stops it too; stopping twice is harmless): no job outlives its study.
+        """
         if study.status in ACTIVE_STATES:
             raise Conflict(f"study {study.id} is {study.status}; cancel it before deleting it")
-        if self._trials.study_id(study.optuna_study_name) is not None:
-            optuna.delete_study(study_name=study.optuna_study_name, storage=self._storage)
-            self._trials.forget(study.optuna_study_name)
-        self._store.delete(study.id, self._events)
+        removed = self._store.delete(study.id, self._events)
+        if removed is None:
+            now = self._store.get(study.id)
+            if now is None:
+                raise Gone(study.id)
+            raise Conflict(f"study {study.id} is {now.status}; cancel it before deleting it")
+        if removed.ray_job_id:
+            self._stop_if_running(removed.ray_job_id)
+        if self._trials.study_id(removed.optuna_study_name) is not None:
+            with contextlib.suppress(KeyError):  # removed by a driver's failed start, say
+                optuna.delete_study(study_name=removed.optuna_study_name, storage=self._storage)
+            self._trials.forget(removed.optuna_study_name)
 
     def fail_running_trials(self, study: StudyRecord, reason: str, *, requeue: bool) -> int:
         """Mark the study's RUNNING trials FAIL with ``reason``; optionally queue their configs."""
         optuna_id = self._trials.study_id(study.optuna_study_name)
         if optuna_id is None:
             return 0
+        try:
+            return self._fail_trials(study, optuna_id, reason, requeue)
+        except KeyError:  # the study was deleted meanwhile (a DELETE raced a cancel)
+            return 0
+
+    def _fail_trials(self, study: StudyRecord, optuna_id: int, reason: str, requeue: bool) -> int:
         running = self._trials.running(optuna_id)
         loaded = None
         if requeue and running:
@@ -85,6 +110,13 @@ class Lifecycle:
             if loaded is not None and trial.params:
                 loaded.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
         return len(running)
+
+    def _stop_if_running(self, job_id: str) -> None:
+        try:
+            if self._dispatcher.status(job_id).status not in (*FINAL_JOB_STATES, "MISSING"):
+                self._dispatcher.stop(job_id)
+        except Exception:
+            log.warning("could not stop Ray job %s", job_id, exc_info=True)
 
     def _stop_job(self, job_id: str, timeout_s: float) -> None:
         try:

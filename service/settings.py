@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.auth.principal import is_loopback
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")
+
 
 class Settings(BaseSettings):
     """Everything the service can be configured with; built in ``create_app()``."""
@@ -68,7 +71,48 @@ class Settings(BaseSettings):
         default=1024 * 1024,
         ge=1024,
         le=1024**3,
-        description="Largest request body POST /studies reads (413 beyond).",
+        description="Largest request body any route reads (413 beyond).",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a request body may take to arrive once its headers did (408).",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="Largest request line plus headers uvicorn reads (400 beyond).",
+    )
+    max_connections: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Open connections and requests uvicorn serves at once (503 beyond).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK_NAMES),
+        description="Host header values served (env: a JSON list; `*.example.com` matches "
+        "subdomains, `*` any); others get a 400, which defeats DNS rebinding. The address the "
+        "server binds, when a specific one, is added.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (scheme://host[:port]) whose browser requests are served, "
+        "with CORS headers; requests from any other origin but the server's own get a 403.",
+    )
+    cluster_autoscaling: bool = Field(
+        default=False,
+        description="The Ray cluster adds nodes on demand: a trial larger than today's nodes is "
+        "not refused at submission (raise HPO_PLACEMENT_TIMEOUT_S to cover a node's start).",
+    )
+    placement_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="A study whose first trial cannot be placed on the cluster within this "
+        "long ends FAILED with the reason.",
     )
 
     @field_validator("data_roots", "model_roots", mode="before")
@@ -125,6 +169,24 @@ class Settings(BaseSettings):
     max_event_streams_per_tenant: int = Field(
         default=8, ge=1, le=10_000, description="Open /events streams per tenant (429 beyond)."
     )
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """``allowed_hosts``, and the bound address when it is a specific one."""
+        extra = [] if self.host in WILDCARD_ADDRESSES else [self.host]
+        return list(dict.fromkeys([*self.allowed_hosts, *extra]))
+
+    def uvicorn_limits(self) -> dict[str, Any]:
+        """uvicorn's own limits: h11 (httptools has no header-size limit) reading at most
+        ``max_header_bytes`` of request line and headers, ``max_connections`` connections and
+        requests at once (503 beyond), idle keep-alive connections closed after 5 s. uvicorn
+        has no deadline for reading headers: a reverse proxy in front adds it (README)."""
+        return {
+            "http": "h11",
+            "h11_max_incomplete_event_size": self.max_header_bytes,
+            "limit_concurrency": self.max_connections,
+            "timeout_keep_alive": 5,
+        }
 
     @property
     def auth_enabled(self) -> bool:

@@ -1,13 +1,19 @@
-"""Tune callbacks of the study driver: the event log, trial error texts, the failure budget."""
+"""Tune callbacks of the study driver: the event log, trial error texts, the failure budget,
+the deadline for placing the first trial."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback, Stopper
 from ray.tune.experiment import Trial
 
+from search_spaces.placement import TrialDemand
+from search_spaces.protocol import PLACEMENT_TIMEOUT_ENV
+from search_spaces.spec import StudySpec
 from search_spaces.tunables import TRIAL_NUMBER_KEY
 from workers.events import EventWriter
 from workers.search import RecordingOptunaSearch
@@ -33,10 +39,12 @@ class StudyEvents(Callback):
         self._writer = writer
         self._searcher = searcher
         self.failed = 0
+        self.started = 0
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
+        self.started += 1
         params = {k: v for k, v in trial.config.items() if k != TRIAL_NUMBER_KEY}
         self._writer.write("trial_started", self._about(trial, params=params))
 
@@ -89,3 +97,44 @@ class FailureBudget(Stopper):
 
     def stop_all(self) -> bool:
         return self._limit is not None and self._events.failed >= self._limit
+
+
+class PlacementDeadline(Stopper):
+    """Stops the whole experiment when no trial has started ``timeout_s`` seconds after the
+    experiment did: the cluster cannot place one (too large for its nodes, or busy for that
+    long). Tune itself would wait for ever, and the study would hold its running slot."""
+
+    def __init__(self, events: StudyEvents, timeout_s: float | None) -> None:
+        self._events = events
+        self._timeout_s = timeout_s
+        self._since: float | None = None
+        self.missed = False
+
+    @classmethod
+    def from_env(cls, events: StudyEvents) -> PlacementDeadline:
+        """The deadline the service set (``HPO_PLACEMENT_TIMEOUT_S``); none if unset."""
+        text = os.environ.get(PLACEMENT_TIMEOUT_ENV)
+        return cls(events, float(text) if text else None)
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        if self._timeout_s is None or self._events.started:
+            return False
+        now = time.monotonic()
+        self._since = now if self._since is None else self._since
+        self.missed = now - self._since >= self._timeout_s
+        return self.missed
+
+    def reason(self, spec: StudySpec) -> str:
+        """The study's failure reason, with what a trial needs and what the cluster has."""
+        import ray
+
+        has = ray.cluster_resources()
+        return (
+            f"study failed: no trial could be placed within {self._timeout_s:g} s "
+            f"({PLACEMENT_TIMEOUT_ENV}): one trial needs {TrialDemand.of(spec).describe()}; "
+            "the cluster has "
+            f"{has.get('CPU', 0):g} CPUs and {has.get('GPU', 0):g} GPUs"
+        )

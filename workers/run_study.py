@@ -29,12 +29,13 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     import optuna
     import ray
     from ray import tune
+    from ray.tune.stopper import CombinedStopper
 
     from search_spaces.algorithms import make_sampler
     from search_spaces.constraints import MetricConstraints
     from search_spaces.converters import search_space_for_optuna, to_grid, trial_hyperparameters
     from workers.artifacts import BestModelKeeper
-    from workers.callbacks import FailureBudget, StudyEvents
+    from workers.callbacks import FailureBudget, PlacementDeadline, StudyEvents
     from workers.events import EventWriter
     from workers.overhead import import_tensorboardx_without_torch
     from workers.schedulers import make_scheduler
@@ -68,7 +69,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     sampler = make_sampler(
         spec.algorithm,
         spec.algorithm_settings,
-        to_grid(spec),
+        lambda: to_grid(spec),  # built by the grid algorithm only
         attempt,
         constraints if spec.constraints else None,
     )
@@ -86,6 +87,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     events = StudyEvents(writer, searcher)
     failure_limit = spec.budget.max_failed_trials
     stopper = FailureBudget(events, failure_limit - failed_before if failure_limit else None)
+    deadline = PlacementDeadline.from_env(events)
     context = TrialContext(
         spec,
         (data_ref,),
@@ -120,7 +122,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
             storage_path=str(results_dir),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             callbacks=callbacks,
-            stop=stopper,
+            stop=CombinedStopper(stopper, deadline),
             verbose=1,
         ),
     )
@@ -132,6 +134,8 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     results = [grid[i] for i in range(len(grid))]
     completed = sum(1 for r in results if r.error is None)
     failed = len(results) - completed
+    if deadline.missed:
+        return False, deadline.reason(spec)
     if stopper.stop_all():
         return False, (
             f"study failed: {failed_before + events.failed} trials failed "

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 
 from service.api.studies import require_study
 from service.auth.principal import PrincipalDep
+from service.client_numbers import MAX_ROW_ID, row_id
 from service.deps import EventsDep, StoreDep
 from service.store import FINAL_STATES, EventStore, StudyEvent, StudyStore
 
@@ -41,7 +42,7 @@ async def stream_events(
     events: EventsDep,
     principal: PrincipalDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(alias="last_event_id", ge=0)] = None,
+    after: Annotated[int | None, Query(alias="last_event_id", ge=0, le=MAX_ROW_ID)] = None,
 ) -> StreamingResponse:
     """Follow a study: ``status``, ``trial_started``, ``trial_result``, ``trial_completed``,
     ``trial_retried`` and ``trial_failed`` events, each with its id. A tenant may hold
@@ -64,9 +65,12 @@ async def stream_events(
 def _parse_id(header: str | None) -> int:
     if header is None or not header.strip():
         return 0
-    if not header.strip().isdigit():
-        raise HTTPException(400, "Last-Event-ID must be a non-negative integer event id")
-    return int(header)
+    event_id = row_id(header)
+    if event_id is None:
+        raise HTTPException(
+            400, f"Last-Event-ID must be an event id: ASCII digits, at most {MAX_ROW_ID}"
+        )
+    return event_id
 
 
 async def _events(

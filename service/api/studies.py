@@ -15,9 +15,10 @@ from search_spaces.loader import SpecSyntaxError, SpecTooLarge, parse_text
 from search_spaces.paths import PathPolicy
 from search_spaces.protocol import ARTIFACTS_DIR
 from search_spaces.spec import Problem, SpecError, StudySpec, validate_spec
-from service.auth.access import MAX_ID_LENGTH, visible_study
+from service.auth.access import MAX_ID_LENGTH, not_found, visible_study
 from service.auth.principal import NOBODY, Principal, PrincipalDep
 from service.auth.quotas import quota_problems
+from service.cluster import placement_problems
 from service.deps import (
     DispatcherDep,
     EventsDep,
@@ -29,7 +30,8 @@ from service.deps import (
     TrialsDep,
 )
 from service.dispatcher import Dispatcher
-from service.lifecycle import Conflict
+from service.lifecycle import Conflict, Gone
+from service.request_guards import YAML_TYPES, media_type, read_body
 from service.schemas import StudiesPublic, StudyPublic, StudyStatus, TransitionPublic, study_public
 from service.store import EventStore, StudyRecord, StudyStore, TrialQueries
 from service.store.trial_filters import TRIAL_STATES, TrialFilter
@@ -39,7 +41,6 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 
 EMPTY = TrialSummary(dict.fromkeys(TRIAL_STATES, 0), None)
 WARM_START_LOC = ("warm_start", "from_study")
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 _BODY_DOC = {
     "requestBody": {
@@ -63,12 +64,12 @@ async def create_study(
     principal: PrincipalDep,
 ) -> StudyPublic:
     """Validate a study spec (JSON or YAML) and queue it for the caller's tenant (within its
-    quotas: trials per study, GPUs per trial; its running-studies limit queues it)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    quotas: trials per study, GPUs per trial; its running-studies limit queues it; one trial
+    must fit on a fixed cluster)."""
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
     try:
-        data = parse_text(body, yaml_syntax=content_type in YAML_TYPES)
+        data = parse_text(body, yaml_syntax=media_type(request.headers) in YAML_TYPES)
     except SpecTooLarge as exc:
         raise HTTPException(413, str(exc)) from None
     except SpecSyntaxError as exc:
@@ -78,25 +79,12 @@ async def create_study(
     quota = await run_in_threadpool(request.app.state.quotas.of, principal.tenant)
     if problems := quota_problems(spec, principal.tenant, quota):
         raise SpecError(problems)
+    if problems := await run_in_threadpool(placement_problems, spec, request.app.state.cluster):
+        raise SpecError(problems)
     await run_in_threadpool(resolve_warm_start, spec, store, trials, principal)
     study = await run_in_threadpool(_create, store, storage, spec, principal.tenant)
     monitor.wake()
     return await run_in_threadpool(view_study, study, trials, dispatcher)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or a 413 as soon as it is longer than ``limit`` bytes (checked while
-    reading: a Content-Length header may be absent (chunked) or wrong)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"request body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"request body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.get("", response_model=StudiesPublic)
@@ -159,11 +147,13 @@ def delete_study(
     principal: PrincipalDep,
 ) -> Response:
     """Remove a study that is not running, with its trials, events and kept model (409 while
-    running)."""
+    running; of concurrent deletions one succeeds, the others get a 404)."""
     try:
         lifecycle.delete(require_study(store, study_id, principal))
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
+    except Gone:
+        raise not_found(study_id) from None
     shutil.rmtree(Path(settings.results_dir) / ARTIFACTS_DIR / study_id, ignore_errors=True)
     return Response(status_code=204)
 

@@ -35,8 +35,12 @@ def list_trials(
     principal: PrincipalDep,
     trials: TrialsDep,
     state: TrialState | None = None,
-    value_min: float | None = Query(None, description="First objective ≥ this"),
-    value_max: float | None = Query(None, description="First objective ≤ this"),
+    value_min: float | None = Query(
+        None, description="First objective ≥ this (a finite number)", allow_inf_nan=False
+    ),
+    value_max: float | None = Query(
+        None, description="First objective ≤ this (a finite number)", allow_inf_nan=False
+    ),
     param: Annotated[
         list[str] | None,
         Query(

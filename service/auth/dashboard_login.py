@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from service.auth.keys import KeyStore
 from service.auth.principal import KEY_COOKIE
+from service.request_guards import read_body
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,7 +32,7 @@ def login_form() -> HTMLResponse:
 @router.post("/dashboard/login")
 async def login(request: Request) -> Response:
     """Check the key; on success set the cookie and go to the dashboard."""
-    body = (await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace")
+    body = (await read_body(request, MAX_FORM_BYTES)).decode("utf-8", "replace")
     presented = (parse_qs(body).get("key") or [""])[0].strip()
     keys: KeyStore = request.app.state.keys
     key = keys.verify(presented) if presented else None

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from service.auth.principal import authenticate
+from service.client_numbers import MAX_ROW_ID, row_id
 
 PREFIX = "/dashboard"
 SHIM_PATH = "/hpo-api-prefix.js"
@@ -57,9 +58,11 @@ class DashboardApp:
         self._asgi: Any = None  # a2wsgi's WSGIMiddleware (its typing is stricter than Starlette's)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refused = (
-            await run_in_threadpool(_refusal, Request(scope)) if scope["type"] == "http" else None
-        )
+        refused = None
+        if scope["type"] == "http":
+            refused = _bad_number(Request(scope)) or await run_in_threadpool(
+                _refusal, Request(scope)
+            )
         if refused is not None:
             await refused(scope, receive, send)
             return
@@ -69,6 +72,20 @@ class DashboardApp:
             wsgi: Any = _PrefixedDashboard(optuna_dashboard.wsgi(self._storage()))
             self._asgi = WSGIMiddleware(wsgi, workers=4)
         await self._asgi(scope, receive, send)
+
+
+def _bad_number(request: Request) -> Response | None:
+    """A 400 for a number optuna-dashboard would convert unchecked: an id in the path or
+    ``?after=`` that is not ASCII digits within an INTEGER column's range (its ``int()`` raised,
+    or SQL overflowed: a 500)."""
+    segments = [s for s in request.url.path.split("/") if s.lstrip("-").isdigit()]
+    numbers = [("path", s) for s in segments]
+    numbers += [(f"query.{k}", v) for k, v in request.query_params.multi_items() if k == "after"]
+    for field, text in numbers:
+        if row_id(text) is None:
+            reason = f"{field}: {text[:40]!r} is not an id (ASCII digits, at most {MAX_ROW_ID})"
+            return JSONResponse({"detail": reason}, 400)
+    return None
 
 
 def _refusal(request: Request) -> Response | None:

@@ -19,6 +19,8 @@ from service.db import studies_table as t
 from service.statuses import FINAL_STATES
 from service.store.events import EventStore, add_event
 
+DELETABLE_STATES = ("QUEUED", *FINAL_STATES)  # not while a Ray job may run it
+
 
 @dataclass(frozen=True)
 class StudyRecord:
@@ -155,12 +157,20 @@ class StudyStore:
             attempts=t.c.attempts + 1,
         )
 
-    def delete(self, study_id: str, events: EventStore) -> None:
-        """Remove the study row and its events."""
+    def delete(
+        self, study_id: str, events: EventStore, from_states: Iterable[str] = DELETABLE_STATES
+    ) -> StudyRecord | None:
+        """Remove the study row and its events if it is in one of ``from_states``: one
+        conditional statement, so of concurrent deletions exactly one removes it. Returns the
+        removed row, or None if the study was not (or no longer) there in such a state."""
         self._changing(study_id)
+        condition = (t.c.id == study_id, t.c.status.in_(tuple(from_states)))
         with self._engine.begin() as conn:
+            row = conn.execute(delete(t).where(*condition).returning(*t.c)).mappings().first()
+            if row is None:
+                return None
             events.delete_study(conn, study_id)
-            conn.execute(delete(t).where(t.c.id == study_id))
+        return _record(row)
 
 
 def _now() -> datetime:

@@ -25,9 +25,20 @@ from sqlalchemy import (
     select,
 )
 
+from service.client_numbers import (
+    MAX_NUMBER_CHARS,
+    MAX_ROW_ID,
+    finite_float,
+    looks_numeric,
+    parse_number,
+)
 from service.store.optuna_tables import trial_params, trial_values, trials
 
 SortKey = Literal["number", "value", "duration"]
+_NUMBER_RULE = (
+    "numbers are ASCII decimal (digits, sign, point, exponent), at most "
+    f"{MAX_NUMBER_CHARS} characters, within a float's range"
+)
 TRIAL_STATES = ("RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL")
 
 
@@ -53,16 +64,20 @@ class ParamFilter:
     def parse(cls, text: str) -> ParamFilter:
         """``name:value`` (equality) or ``name:low:high`` (a range; a bound may be empty)."""
         parts = text.split(":")
+        shown = repr(text[:100])
         if len(parts) == 2 and parts[0] and parts[1]:
-            return cls(parts[0], equals=_scalar(parts[1]))
+            equals: Any = parts[1]
+            if looks_numeric(parts[1]):
+                equals = parse_number(parts[1])
+                if equals is None:
+                    raise QueryError("param", f"{shown}: {_NUMBER_RULE}")
+            return cls(parts[0], equals=equals)
         if len(parts) == 3 and parts[0] and (parts[1] or parts[2]):
-            try:
-                low = float(parts[1]) if parts[1] else None
-                high = float(parts[2]) if parts[2] else None
-            except ValueError:
-                raise QueryError("param", f"{text!r}: range bounds must be numbers") from None
+            low, high = (parse_number(bound) if bound else None for bound in parts[1:])
+            if (parts[1] and low is None) or (parts[2] and high is None):
+                raise QueryError("param", f"{shown}: range bounds must be numbers; {_NUMBER_RULE}")
             return cls(parts[0], low=low, high=high)
-        raise QueryError("param", f"{text!r}: expected name:value or name:low:high")
+        raise QueryError("param", f"{shown}: expected name:value or name:low:high")
 
 
 @dataclass(frozen=True)
@@ -93,10 +108,17 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             sort, descending, key, number = json.loads(raw)
-            if not isinstance(number, int) or not isinstance(descending, bool):
+            if sort not in SortKey.__args__ or not isinstance(descending, bool):  # type: ignore[attr-defined]
                 raise TypeError
-            return cls(str(sort), descending, None if key is None else float(key), number)
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise TypeError
+            if not 0 <= number <= MAX_ROW_ID:  # the trial number column's range
+                raise TypeError
+            finite_key = finite_float(key)
+            if key is not None and finite_key is None:
+                raise TypeError
+            return cls(sort, descending, finite_key, number)
+        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError):
             raise QueryError("cursor", "not a cursor returned by this endpoint") from None
 
 
@@ -189,12 +211,3 @@ def _param_condition(conn: Connection, study_id: int, param: ParamFilter) -> Col
     return exists().where(
         trial_params.c.trial_id == trials.c.trial_id, trial_params.c.param_name == param.name, test
     )
-
-
-def _scalar(text: str) -> Any:
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text

@@ -42,7 +42,7 @@ def problem(**fields: Any) -> tuple[str, str]:
 def sequence(algorithm: str, settings: dict[str, Any], n: int = 8) -> list[dict[str, Any]]:
     """Configurations a sampler proposes under ask/tell (as Ray Tune drives it)."""
     chosen = spec(algorithm=algorithm, algorithm_settings=settings)
-    sampler = make_sampler(algorithm, chosen.algorithm_settings, to_grid(chosen))
+    sampler = make_sampler(algorithm, chosen.algorithm_settings, lambda: to_grid(chosen))
     directions = ["maximize", "minimize"] if algorithm == "nsga2" else ["maximize"]
     study = optuna.create_study(sampler=sampler, directions=directions)
     space = search_space_for_optuna(chosen)
@@ -70,8 +70,8 @@ def test_every_algorithm_proposes_valid_points_and_repeats_with_its_seed(algorit
 
 def test_resumed_attempts_get_a_different_seed() -> None:
     chosen = spec(algorithm="random", algorithm_settings={"seed": 3})
-    first = make_sampler("random", chosen.algorithm_settings, {}, attempt=1)
-    second = make_sampler("random", chosen.algorithm_settings, {}, attempt=2)
+    first = make_sampler("random", chosen.algorithm_settings, dict, attempt=1)
+    second = make_sampler("random", chosen.algorithm_settings, dict, attempt=2)
     space = search_space_for_optuna(chosen)
     a = optuna.create_study(sampler=first).ask(space).params  # type: ignore[arg-type]
     b = optuna.create_study(sampler=second).ask(space).params  # type: ignore[arg-type]
@@ -235,7 +235,7 @@ def test_every_sampler_survives_the_pickle_tune_makes(name: str) -> None:
     from ray import cloudpickle
 
     grid = {"learning_rate": [1e-4, 1e-3], "weight_decay": [0.0, 0.1]}
-    sampler = make_sampler(name, {"seed": 1}, grid)
+    sampler = make_sampler(name, {"seed": 1}, lambda: grid)
     restored = cloudpickle.loads(cloudpickle.dumps(sampler))
     assert type(restored) is type(sampler)
     directions = ["maximize", "maximize"] if name == "nsga2" else ["maximize"]

@@ -70,7 +70,7 @@ def test_grid_sampler_visits_every_point_once() -> None:
         algorithm_settings={"seed": 3},
         budget={"n_trials": 6},
     )
-    sampler = make_sampler(spec.algorithm, spec.algorithm_settings, to_grid(spec))
+    sampler = make_sampler(spec.algorithm, spec.algorithm_settings, lambda: to_grid(spec))
     study = optuna.create_study(sampler=sampler)
     seen = []
     for _ in range(6):  # ask/tell as Ray Tune does it, no study.optimize
@@ -89,7 +89,7 @@ def test_seeded_samplers_repeat_their_sequence(algorithm: str) -> None:
     )
 
     def sequence() -> list[float]:
-        sampler = make_sampler(spec.algorithm, spec.algorithm_settings, to_grid(spec))
+        sampler = make_sampler(spec.algorithm, spec.algorithm_settings, lambda: to_grid(spec))
         study = optuna.create_study(sampler=sampler)
         values = []
         for i in range(12):

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.test_api import RecordingDispatcher
+from tests.conftest import submit, toy_spec
+from tests.service.test_api import IN_PROCESS_HOSTS, RecordingDispatcher
 
 
 @pytest.fixture
@@ -30,6 +32,7 @@ def roots(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def settings(tmp_path: Path, roots: dict[str, Path]) -> Settings:
     return Settings(
+        allowed_hosts=IN_PROCESS_HOSTS,
         database_url=f"sqlite:///{tmp_path / 'api.db'}",
         state_dir=tmp_path / "state",
         poll_interval_s=0.05,
@@ -43,3 +46,12 @@ def settings(tmp_path: Path, roots: dict[str, Path]) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings, dispatcher=RecordingDispatcher())) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def cancelled_study(api: httpx.Client) -> str:
+    """A study of the shared server, cancelled at once: its trials and events are there to be
+    queried, and it holds no running slot."""
+    study_id = submit(api, toy_spec("security-cancelled", n_trials=1, epochs=1))
+    assert api.post(f"/studies/{study_id}/cancel").status_code == 200
+    return study_id

@@ -1,5 +1,7 @@
 """Property-based tests of the whole API from its OpenAPI schema (schemathesis), in-process with
 the stand-in dispatcher: no request may get a 5xx, and every response must match its schema.
+Queries, headers and bodies are mixed with hostile shapes (huge and non-ASCII numbers, forged
+cursors, astronomically large specs) that the schema alone would rarely produce.
 
 ``make test`` runs a few cases per operation; ``make fuzz`` (``HPO_FUZZ_EXAMPLES``) many more.
 """
@@ -23,7 +25,8 @@ from schemathesis.specs.openapi.checks import (
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.test_api import RecordingDispatcher
+from tests.security.hostile_shapes import hostile_body, hostile_headers, hostile_query
+from tests.service.test_api import IN_PROCESS_HOSTS, RecordingDispatcher
 
 EXAMPLES = int(os.environ.get("HPO_FUZZ_EXAMPLES", "25"))
 CHECKS = [
@@ -36,6 +39,7 @@ CHECKS = [
 _ROOT = Path(tempfile.mkdtemp(prefix="hpo-fuzz-"))
 APP = create_app(
     Settings(
+        allowed_hosts=IN_PROCESS_HOSTS,
         database_url=f"sqlite:///{_ROOT / 'fuzz.db'}",
         state_dir=_ROOT / "state",
         poll_interval_s=0.2,
@@ -46,6 +50,22 @@ APP = create_app(
     dispatcher=RecordingDispatcher(),
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+# Mix in the hostile shapes the schema does not describe (tests/security/hostile_shapes.py).
+@schema.hook
+def flatmap_query(ctx: Any, query: Any) -> Any:
+    return hostile_query(query)
+
+
+@schema.hook
+def flatmap_headers(ctx: Any, headers: Any) -> Any:
+    return hostile_headers(headers)
+
+
+@schema.hook
+def flatmap_body(ctx: Any, body: Any) -> Any:
+    return hostile_body(body)
 
 
 @schema.parametrize()

@@ -86,7 +86,10 @@ BILLION_LAUGHS = "\n".join(
         ),
         (b'{"a": ' + b"[" * 50 + b"]" * 50 + b"}", False, "nesting deeper than 32 levels"),
         (b'{"a": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", False, "nesting deeper than 32"),
-        (b"a: !!python/object/apply:os.system [id]", True, "could not determine a constructor"),
+        (b"a: !!python/object/apply:os.system [id]", True, "YAML tags are not allowed"),
+        (b"name: !!binary aGVsbG8=", True, "YAML tags are not allowed"),
+        (b"name: a\nname: b\n", True, "duplicate key 'name'"),
+        (b'{"name": "a", "budget": {"n_trials": 1, "n_trials": 9}}', False, "duplicate key"),
         (b'{"name": NaN}', False, "NaN is not allowed"),
         (b'{"budget": {"time_budget_s": Infinity}}', False, "Infinity is not allowed"),
         (b"task: {hyperparameters: {weight_decay: .nan}}", True, "numbers must be finite"),
@@ -296,10 +299,13 @@ def test_the_real_server_refuses_oversized_and_hostile_bodies(server: Server) ->
             "loc": ["task", "dataset", "train"],
             "reason": "outside the allowed data roots: /etc/passwd",
         }
-        bomb = http.post(
-            "/studies", content=BILLION_LAUGHS, headers={"Content-Type": "application/yaml"}
-        )
+        yaml_type = {"Content-Type": "application/yaml"}
+        bomb = http.post("/studies", content=BILLION_LAUGHS, headers=yaml_type)
         assert bomb.status_code == 400 and "aliases" in bomb.json()["detail"]
+        binary = http.post("/studies", content=b"name: !!binary aGVsbG8=", headers=yaml_type)
+        assert binary.status_code == 400 and "tags are not allowed" in binary.json()["detail"]
+        twice = http.post("/studies", content=b"name: a\nname: b\n", headers=yaml_type)
+        assert twice.status_code == 400 and "duplicate key" in twice.json()["detail"]
         # start_server lets the server read files under its own root (and the repo, ../shared)
         train = server.state_dir.parent / "security-train.tsv"
         train.write_text("sentence\tlabel\ngood\t1\nbad\t0\n")

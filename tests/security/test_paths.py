@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.test_api import SPEC, RecordingDispatcher
+from tests.service.test_api import IN_PROCESS_HOSTS, SPEC, RecordingDispatcher
 
 
 def _spec(**task: Any) -> dict[str, Any]:
@@ -90,7 +90,10 @@ def test_a_missing_file_inside_a_root_is_still_not_found(
 
 def test_empty_data_roots_disable_local_files(tmp_path: Path, roots: dict[str, Path]) -> None:
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'e.db'}", state_dir=tmp_path / "s", data_roots=[]
+        allowed_hosts=IN_PROCESS_HOSTS,
+        database_url=f"sqlite:///{tmp_path / 'e.db'}",
+        state_dir=tmp_path / "s",
+        data_roots=[],
     )
     with TestClient(create_app(settings, dispatcher=RecordingDispatcher())) as client:
         field, reason, _ = _problem(client, _spec(**_dataset(str(roots["data"] / "train.tsv"))))

@@ -17,7 +17,7 @@ from service.auth.keys import KeyStore, keys_table
 from service.auth.quotas import Quota, QuotaStore
 from service.db import make_engine, upgrade_tables
 from service.settings import Settings
-from tests.service.test_api import SPEC, RecordingDispatcher
+from tests.service.test_api import IN_PROCESS_HOSTS, SPEC, RecordingDispatcher
 
 
 class Keys:
@@ -37,6 +37,7 @@ class Keys:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
+        allowed_hosts=IN_PROCESS_HOSTS,
         database_url=f"sqlite:///{tmp_path / 'tenants.db'}",
         state_dir=tmp_path / "state",
         poll_interval_s=0.05,

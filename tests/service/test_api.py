@@ -15,6 +15,9 @@ from service.app import create_app
 from service.dispatcher import JobState
 from service.settings import Settings
 
+# The Host header Starlette's TestClient sends: in-process apps answer it (HPO_ALLOWED_HOSTS).
+IN_PROCESS_HOSTS = ["testserver"]
+
 SPEC: dict[str, Any] = {
     "name": "api-unit",
     "algorithm": "random",
@@ -54,6 +57,7 @@ def dispatcher() -> RecordingDispatcher:
 @pytest.fixture
 def client(tmp_path: Path, dispatcher: RecordingDispatcher) -> Iterator[TestClient]:
     settings = Settings(
+        allowed_hosts=IN_PROCESS_HOSTS,
         database_url=f"sqlite:///{tmp_path / 'api.db'}",
         state_dir=tmp_path / "state",
         poll_interval_s=0.05,
@@ -261,7 +265,12 @@ def test_start_up_adds_the_query_indexes_to_an_existing_database(
     with engine.begin() as conn:
         for index in INDEXES:
             conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
-    settings = Settings(database_url=url, state_dir=tmp_path / "state", poll_interval_s=0.05)
+    settings = Settings(
+        allowed_hosts=IN_PROCESS_HOSTS,
+        database_url=url,
+        state_dir=tmp_path / "state",
+        poll_interval_s=0.05,
+    )
     with TestClient(create_app(settings, dispatcher=dispatcher)):
         inspector = inspect(engine)
         tables = ("trials", "trial_values")

@@ -20,7 +20,7 @@ from service.db import make_engine, metadata
 from service.local_server import fresh_postgres_database
 from service.settings import Settings
 from service.store import TrialQueries
-from tests.service.test_api import SPEC, RecordingDispatcher
+from tests.service.test_api import IN_PROCESS_HOSTS, SPEC, RecordingDispatcher
 
 
 @pytest.fixture
@@ -85,7 +85,12 @@ def test_a_connection_killed_in_steady_use_is_one_503_then_recovers(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pool_health, "IDLE_BEFORE_PING_S", 3600.0)  # never ping
-    settings = Settings(database_url=pg_url, state_dir=tmp_path / "state", poll_interval_s=60)
+    settings = Settings(
+        allowed_hosts=IN_PROCESS_HOSTS,
+        database_url=pg_url,
+        state_dir=tmp_path / "state",
+        poll_interval_s=60,
+    )
     app = create_app(settings, dispatcher=RecordingDispatcher())
     with TestClient(app, raise_server_exceptions=False) as client:
         study_id = client.post("/studies", json=SPEC).json()["id"]

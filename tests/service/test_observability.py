@@ -35,7 +35,7 @@ from service.settings import Settings
 from service.store import StudyStore
 from service.store.trial_filters import TRIAL_STATES
 from tests.conftest import toy_spec, wait_final
-from tests.service.test_api import SPEC, RecordingDispatcher
+from tests.service.test_api import IN_PROCESS_HOSTS, SPEC, RecordingDispatcher
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -66,6 +66,7 @@ def requests_total(found: Samples, handler: str, method: str) -> float:
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(
+        allowed_hosts=IN_PROCESS_HOSTS,
         database_url=f"sqlite:///{tmp_path / 'obs.db'}",
         state_dir=tmp_path / "state",
         poll_interval_s=0.05,
@@ -120,6 +121,7 @@ def test_requests_are_counted_under_their_route_template(local: TestClient) -> N
 
 def test_queue_length_counts_queued_studies(tmp_path: Path) -> None:
     settings = Settings(
+        allowed_hosts=IN_PROCESS_HOSTS,
         database_url=f"sqlite:///{tmp_path / 'queue.db'}",
         state_dir=tmp_path / "state",
         poll_interval_s=0.05,
@@ -187,7 +189,11 @@ def test_collector_on_sqlite_and_postgres(database_url: str) -> None:
 
 
 def test_two_apps_in_one_process_have_their_own_metrics(tmp_path: Path, local: TestClient) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'b.db'}", state_dir=tmp_path / "b")
+    settings = Settings(
+        allowed_hosts=IN_PROCESS_HOSTS,
+        database_url=f"sqlite:///{tmp_path / 'b.db'}",
+        state_dir=tmp_path / "b",
+    )
     with TestClient(create_app(settings, RecordingDispatcher())) as other:
         local.post("/studies", json=SPEC)
         assert requests_total(samples(other.get("/metrics").text), "/studies", "POST") == 0
