@@ -102,15 +102,15 @@ def run_ours(hp: dict[str, Any], data: TokenizedData, model: str) -> dict[str, A
 
         return wrapper
 
-    def counting_collate(ids: list[list[int]], labels: list[int], pad_id: int) -> Any:
+    def counting_collate(ids: list[list[int]], labels: list[int], pad_id: int, types: Any) -> Any:
         if not probe["evaluating"]:
             probe["padded_tokens"] += len(ids) * max(map(len, ids))
-        return collate(ids, labels, pad_id)
+        return collate(ids, labels, pad_id, types)
 
     reports: list[dict[str, float]] = []
     with (
         patch.object(train_loop, "build_model", excluded(train_loop.build_model)),
-        patch.object(train_loop, "_evaluate", excluded(train_loop._evaluate, evaluating=True)),
+        patch.object(train_loop, "evaluate", excluded(train_loop.evaluate, evaluating=True)),
         patch.object(train_loop, "collate", counting_collate),
     ):
         started, cpu_started = time.perf_counter(), time.process_time()

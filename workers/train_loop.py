@@ -13,12 +13,11 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from workers.auto_batch import fit_micro_batch, micro_batches, worst_case_probe
 from workers.cost import CostMeter, parameter_counts
-from workers.data import TokenizedData, collate, truncate
+from workers.data import TokenizedData, collate
 from workers.faults import check_simulated_oom, simulated_oom_limit
 from workers.final_model import finish_model
 from workers.lora import with_lora
@@ -26,6 +25,9 @@ from workers.lr_schedule import linear_schedule_with_warmup
 from workers.models import build_model
 from workers.precision import autocast_for, grad_scaler, resolve_precision
 from workers.ranks import all_reduce_sum
+from workers.tasks import task_for
+from workers.tasks.base import Task
+from workers.tasks.evaluation import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -137,15 +139,17 @@ def _fused_if_possible(
 
 def _batch_loss(
     model: torch.nn.Module,
+    task: Task,
     batch: dict[str, torch.Tensor],
     autocast: Callable[[], contextlib.AbstractContextManager[Any]],
     oom_limit: int | None,
 ) -> torch.Tensor:
-    """Mean cross-entropy of one (micro-)batch, the forward pass under autocast."""
+    """The task's mean loss of one (micro-)batch, the forward pass under autocast."""
     check_simulated_oom(len(batch["labels"]), oom_limit)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
     with autocast():
-        output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    return F.cross_entropy(output.logits.float(), batch["labels"])
+        output = model(**inputs)
+    return task.loss(output.logits, batch["labels"])
 
 
 def _finite_or_inf(value: float) -> float:
@@ -154,70 +158,15 @@ def _finite_or_inf(value: float) -> float:
 
 
 def _batches_on(
-    ids: list[list[int]],
-    labels: list[int],
-    batches: list[list[int]],
-    pad_id: int,
-    device: torch.device,
+    data: TokenizedData, batches: list[list[int]], device: torch.device
 ) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
-    """Collate and move each batch to the device; yields (examples, tensors)."""
+    """Collate and move each batch of training examples to the device; yields (examples,
+    tensors)."""
     for batch in batches:
-        tensors = collate([ids[i] for i in batch], [labels[i] for i in batch], pad_id)
+        types = [data.train_types[i] for i in batch] if data.train_types is not None else None
+        rows = [data.train_ids[i] for i in batch]
+        tensors = collate(rows, [data.train_labels[i] for i in batch], data.pad_id, types)
         yield len(batch), {k: v.to(device, non_blocking=True) for k, v in tensors.items()}
-
-
-@torch.no_grad()
-def _evaluate(
-    model: torch.nn.Module,
-    ids: list[list[int]],
-    labels: list[int],
-    num_labels: int,
-    hp: dict[str, Any],
-    pad_id: int,
-    device: torch.device,
-    autocast: Callable[[], contextlib.AbstractContextManager[Any]],
-    rank: int,
-    world_size: int,
-) -> torch.Tensor:
-    """This rank's eval sums: [loss, count, correct, TP per class, predicted, actual]."""
-    model.eval()
-    stats = torch.zeros(3 + 3 * num_labels, dtype=torch.float64, device=device)
-    mine = sorted(range(rank, len(ids), world_size), key=lambda i: len(ids[i]))
-    size = int(hp["batch_size"])
-    batches = [mine[i : i + size] for i in range(0, len(mine), size)]
-    k = num_labels
-    for count, batch in _batches_on(ids, labels, batches, pad_id, device):
-        with autocast():
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        logits = logits.logits.float()
-        target = batch["labels"]
-        predicted = logits.argmax(dim=-1)
-        hits = predicted == target
-        stats[0] += F.cross_entropy(logits, target, reduction="sum").double()
-        stats[1] += count
-        stats[2] += hits.sum()
-        stats[3 : 3 + k] += torch.bincount(target[hits], minlength=k)[:k]
-        stats[3 + k : 3 + 2 * k] += torch.bincount(predicted, minlength=k)[:k]
-        stats[3 + 2 * k :] += torch.bincount(target, minlength=k)[:k]
-    model.train()
-    return stats
-
-
-def _eval_metrics(stats: torch.Tensor, num_labels: int) -> dict[str, float]:
-    """Loss, accuracy and F1 (binary: of class 1; else macro) from all-reduced eval sums."""
-    values = stats.tolist()
-    k = num_labels
-    loss, count, correct = values[0], values[1], values[2]
-    tp, predicted, actual = values[3 : 3 + k], values[3 + k : 3 + 2 * k], values[3 + 2 * k :]
-    # F1 = 2TP / (2TP + FP + FN) = 2TP / (predicted + actual).
-    f1 = [
-        2 * t / (p + a) if p + a > 0 else 0.0 for t, p, a in zip(tp, predicted, actual, strict=True)
-    ]
-    return {
-        "eval_loss": _finite_or_inf(loss / count) if count else math.inf,
-        "eval_accuracy": correct / count if count else 0.0,
-        "eval_f1": f1[1] if k == 2 else sum(f1) / k,
-    }
 
 
 def run_training(
@@ -229,8 +178,9 @@ def run_training(
     save_dir: str | None = None,
     started_at: float | None = None,
     auto_batch_size: bool = True,
+    task: Task | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune a sequence classifier and report eval metrics after every epoch.
+    """Fine-tune a model for its task and report eval metrics after every epoch.
 
     Under an initialised ``torch.distributed`` process group this runs as one DDP rank: the
     training examples are sharded (equal counts per rank), the eval sums are all-reduced, and
@@ -247,8 +197,8 @@ def run_training(
             sets ``torch.set_num_threads``.
         data: Tokenised train and eval data.
         model_name: "tiny-bert", "minilm-l6", a local model directory or a hub id.
-        report: Called on every rank after every epoch with eval_loss, eval_accuracy, eval_f1,
-            train_loss, train_samples_per_second and epoch.
+        report: Called on every rank after every epoch with eval_loss and the task's eval
+            metrics, train_loss, train_samples_per_second and epoch.
         device: Where to train; default CUDA if available, else the CPU.
         save_dir: Where to save the final model and tokenizer (``save_pretrained``; rank 0
             only, atomically, before the last report). The last report then also holds
@@ -261,6 +211,7 @@ def run_training(
             ``DEPLOY_KEYS`` of ``workers.deploy``.
         auto_batch_size: On a GPU (or under ``HPO_FAULT_OOM_ABOVE``), find the largest
             micro-batch that fits first (``workers.auto_batch``).
+        task: What the model learns (``workers.tasks``); default: the data's task.
 
     Returns:
         The metrics of the last epoch.
@@ -282,7 +233,11 @@ def run_training(
 
     meter = CostMeter(device.type, device.index, started_at, use_rapl=not distributed)
     seed = int(hp["seed"])
-    model = build_model(model_name, data.num_labels, float(hp["dropout"]), seed)
+    task = task or task_for(data.task)
+    model = build_model(
+        model_name, data.num_labels, float(hp["dropout"]), seed,
+        auto_class=task.auto_class, head=task.model_config(data),
+    )  # fmt: skip
     if hp["finetune_method"] == "lora":
         model = with_lora(model, hp)
     model = model.to(device)
@@ -292,9 +247,8 @@ def run_training(
     oom_limit = simulated_oom_limit()
 
     # Data tokenised at the study's largest length serves this trial's (maybe smaller) one.
-    max_length = int(hp["max_seq_length"])
-    train_ids = [truncate(ids, max_length, data.sep_id) for ids in data.train_ids]
-    eval_ids = [truncate(ids, max_length, data.sep_id) for ids in data.eval_ids]
+    data = task.fit_length(data, int(hp["max_seq_length"]))
+    train_ids = data.train_ids
     lengths = [len(ids) for ids in train_ids]
 
     epochs = int(hp["epochs"])
@@ -304,9 +258,9 @@ def run_training(
     if auto_batch_size and (device.type == "cuda" or oom_limit is not None):
 
         def probe_pass(batch: dict[str, torch.Tensor]) -> None:
-            _batch_loss(model, batch, autocast, oom_limit).backward()
+            _batch_loss(model, task, batch, autocast, oom_limit).backward()
 
-        probe = worst_case_probe(model, train_ids, data.pad_id, device, probe_pass)
+        probe = worst_case_probe(model, data, device, probe_pass)
         micro = fit_micro_batch(probe, batch_size, distributed, stats_device)
     torch.manual_seed(seed + rank)  # independent dropout masks per rank
     train_model: torch.nn.Module = model
@@ -327,7 +281,7 @@ def run_training(
         """Add ``weight`` * the batch's mean loss to the gradients (all-reduced if ``sync``)."""
         skip_sync = distributed and not sync
         with train_model.no_sync() if skip_sync else contextlib.nullcontext():  # type: ignore[operator]
-            loss = _batch_loss(train_model, batch, autocast, oom_limit)
+            loss = _batch_loss(train_model, task, batch, autocast, oom_limit)
             scaled = loss * weight
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         return loss.detach()
@@ -360,7 +314,7 @@ def run_training(
             group = batches[first : first + accumulate]
             examples = sum(len(batch) for batch in group)
             pieces = [piece for batch in group for piece in micro_batches(batch, micro)]
-            on_device = _batches_on(train_ids, data.train_labels, pieces, data.pad_id, device)
+            on_device = _batches_on(data, pieces, device)
             for index, (count, batch) in enumerate(on_device):
                 loss = forward_backward(batch, count / examples, sync=index == len(pieces) - 1)
                 train_sums[0] += loss.double() * count
@@ -389,12 +343,9 @@ def run_training(
         train_sums[2] = time.perf_counter() - started
         # Sums over ranks: loss, examples, seconds (averaged below, so all ranks agree), tokens.
         train = all_reduce_sum(train_sums.to(stats_device), distributed).tolist()
-        stats = _evaluate(
-            model, eval_ids, data.eval_labels, data.num_labels, hp, data.pad_id, device,
-            autocast, rank, world_size,
-        )  # fmt: skip
-        stats = all_reduce_sum(stats.to(stats_device), distributed)
-        metrics = _eval_metrics(stats, data.num_labels)
+        metrics, predictions = evaluate(
+            model, task, data, batch_size, device, autocast, rank, world_size, stats_device
+        )
         train_loss = _finite_or_inf(train[0] / train[1]) if train[1] else math.inf
         metrics["train_loss"] = train_loss
         metrics["train_samples_per_second"] = train[1] / max(train[2] / world_size, 1e-9)
@@ -405,8 +356,8 @@ def run_training(
         if last:
             metrics.update(
                 finish_model(
-                    model, hp, model_name, save_dir, eval_ids, data, device, stats_device, rank,
-                    distributed, metrics["eval_accuracy"],
+                    model, hp, model_name, save_dir, task, data, predictions, device,
+                    stats_device, rank, distributed, metrics[task.info.primary_metric],
                 )
             )  # fmt: skip
         cost = torch.tensor(meter.sums(), dtype=torch.float64, device=stats_device)

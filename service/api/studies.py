@@ -10,6 +10,7 @@ import optuna
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from optuna.study import StudyDirection
+from pydantic import BaseModel
 
 from search_spaces.loader import SpecSyntaxError, SpecTooLarge, parse_text
 from search_spaces.paths import PathPolicy
@@ -64,6 +65,38 @@ async def create_study(
 ) -> StudyPublic:
     """Validate a study spec (JSON or YAML) and queue it for the caller's tenant (within its
     quotas: trials per study, GPUs per trial; its running-studies limit queues it)."""
+    spec = await _checked_spec(request, principal)
+    await run_in_threadpool(resolve_warm_start, spec, store, trials, principal)
+    study = await run_in_threadpool(_create, store, storage, spec, principal.tenant)
+    monitor.wake()
+    return await run_in_threadpool(view_study, study, trials, dispatcher)
+
+
+class VerdictPublic(BaseModel):
+    """A spec the server would accept: what it would run (nothing is stored)."""
+
+    valid: bool
+    name: str
+    task: str
+    algorithm: str
+    n_trials: int
+    objectives: list[dict[str, str]]
+
+
+@router.post("/validate", response_model=VerdictPublic, openapi_extra=_BODY_DOC)
+async def validate_study(request: Request, principal: PrincipalDep) -> VerdictPublic:
+    """Check a study spec exactly as ``POST /studies`` does (data roots, file headers, the
+    caller's quotas) and store nothing: 200 with what would run, else the same 4xx."""
+    spec = await _checked_spec(request, principal)
+    return VerdictPublic(
+        valid=True, name=spec.name, task=spec.task.type, algorithm=spec.algorithm,
+        n_trials=spec.budget.n_trials,
+        objectives=[{"metric": g.metric, "direction": str(g.direction)} for g in spec.goals],
+    )  # fmt: skip
+
+
+async def _checked_spec(request: Request, principal: Principal) -> StudySpec:
+    """The request's spec validated with the server's paths and the tenant's quotas."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
@@ -78,10 +111,7 @@ async def create_study(
     quota = await run_in_threadpool(request.app.state.quotas.of, principal.tenant)
     if problems := quota_problems(spec, principal.tenant, quota):
         raise SpecError(problems)
-    await run_in_threadpool(resolve_warm_start, spec, store, trials, principal)
-    study = await run_in_threadpool(_create, store, storage, spec, principal.tenant)
-    monitor.wake()
-    return await run_in_threadpool(view_study, study, trials, dispatcher)
+    return spec
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -15,6 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import workers.train_loop as train_loop
+from search_spaces.tasks import BUILTIN_TASKS
 from search_spaces.tunables import (
     COST_KEYS,
     COST_STRING_KEYS,
@@ -30,8 +31,13 @@ from workers.models import build_model
 from workers.tiny_bert import build_tiny_bert_tokenizer
 from workers.train_loop import length_grouped_batches, run_training, shard_indices
 
-# What every epoch's report holds; the last one adds DEPLOY_KEYS.
-EVERY_REPORT = {*REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS, *RUN_KEYS, *RUN_STRING_KEYS}
+# What every epoch's report holds; the last one adds DEPLOY_KEYS and compressed_eval_accuracy.
+CLASSIFICATION = BUILTIN_TASKS["classification"]
+EVERY_REPORT = {
+    *CLASSIFICATION.metrics, *REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS, *RUN_KEYS,
+    *RUN_STRING_KEYS,
+}  # fmt: skip
+FINAL = (*DEPLOY_KEYS, CLASSIFICATION.compressed_metric)
 
 
 def _hp(**overrides: Any) -> dict[str, Any]:
@@ -58,7 +64,7 @@ def test_reports_every_epoch_with_valid_metrics(data: TokenizedData) -> None:
     reports = _train(_hp(epochs=3), data)
     assert [r["epoch"] for r in reports] == [1, 2, 3]
     for metrics in reports:
-        final = DEPLOY_KEYS if metrics is reports[-1] else ()
+        final = FINAL if metrics is reports[-1] else ()
         assert set(metrics) == {*EVERY_REPORT, *final}
         assert metrics["device_kind"] == "cpu" and metrics["precision_used"] == "fp32"
         strings = {*COST_STRING_KEYS, *RUN_STRING_KEYS}
@@ -244,7 +250,7 @@ def test_two_process_gloo_ddp_reports_identical_metrics(
     assert len(ranks[0]) == 2
     assert ranks[0] == ranks[1]
     for metrics in ranks[0]:
-        final = DEPLOY_KEYS if metrics is ranks[0][-1] else ()
+        final = FINAL if metrics is ranks[0][-1] else ()
         assert set(metrics) == {*EVERY_REPORT, *final}
         assert 0.0 <= metrics["eval_accuracy"] <= 1.0
         assert math.isfinite(metrics["train_loss"])
