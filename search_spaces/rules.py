@@ -103,8 +103,9 @@ _TASK_FIELDS = ("text_column", "text_pair_column", "label_column", "tokens_colum
 def dataset_problem(info: TaskInfo, dataset: Dataset, model: str) -> Broken | None:
     """A dataset field, format or built-in set the task does not read, or a column missing
     from ``column_names``."""
-    for name in sorted(set(_TASK_FIELDS) & dataset.model_fields_set):
-        if name not in info.dataset_fields:
+    for name in _TASK_FIELDS:
+        default = type(dataset).model_fields[name].default
+        if name not in info.dataset_fields and getattr(dataset, name) != default:
             return ("dataset", name), (
                 f"task {info.name} does not read {name}; it reads: {', '.join(info.dataset_fields)}"
             )

@@ -55,7 +55,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     time_left = _time_left(spec.budget.time_budget_s, stored.started_at)
     artifacts = _artifacts_dir(spec, results_dir, study_id)
     if remaining <= 0 or (time_left is not None and time_left <= 0):
-        _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts)
+        _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts, spec)
         if remaining <= 0:
             return True, f"study finished: {spent} trials finished (nothing left to run)"
         return True, f"study finished: time budget reached after {spent} trials"
@@ -128,7 +128,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     grid = tuner.fit()
     searcher.finish_pending("stopped: the experiment ended before the trial finished")
     writer.close()
-    _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts)
+    _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts, spec)
     results = [grid[i] for i in range(len(grid))]
     completed = sum(1 for r in results if r.error is None)
     failed = len(results) - completed
@@ -159,14 +159,22 @@ def _artifacts_dir(spec: Any, results_dir: Path, study_id: str) -> Path | None:
     return study_artifacts_dir(results_dir, study_id)
 
 
-def _keep_best_model(storage: Any, study_name: str, study_id: str, artifacts: Path | None) -> None:
+def _keep_best_model(
+    storage: Any, study_name: str, study_id: str, artifacts: Path | None, spec: Any
+) -> None:
     """Keep only the best trial's model, as ``best/`` (never fails the study)."""
     if artifacts is None:
         return
     from workers.artifacts import keep_best
+    from workers.tasks import task_for
 
+    task = {
+        "task": spec.task.type,
+        "model": spec.task.model,
+        "auto_class": task_for(spec.task.type).auto_class,
+    }
     try:
-        kept = keep_best(storage, study_name, study_id, artifacts)
+        kept = keep_best(storage, study_name, study_id, artifacts, task)
         log.info("best model: %s", kept or "none saved")
     except Exception:
         log.warning("could not keep the best model", exc_info=True)

@@ -239,7 +239,7 @@ def run_training(
         auto_class=task.auto_class, head=task.model_config(data),
     )  # fmt: skip
     if hp["finetune_method"] == "lora":
-        model = with_lora(model, hp)
+        model = with_lora(model, hp, token_task=task.auto_class.endswith("TokenClassification"))
     model = model.to(device)
     precision = resolve_precision(str(hp["precision"]), device)
     autocast = autocast_for(precision, device)
