@@ -5,6 +5,7 @@ rows hold what the task reads. Only the first rows are read (the header and ``SA
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 Broken = tuple[tuple[str | int, ...], str]
 SAMPLE_ROWS = 20
 SAMPLE_CONLL_LINES = 400
+HEAD_BYTES = 1 << 20  # read at most this much of a file
 
 
 def file_problem(info: TaskInfo, dataset: Dataset) -> Broken | None:
@@ -63,8 +65,17 @@ def _check(info: TaskInfo, dataset: Dataset, path: str) -> tuple[str | None, str
     return None
 
 
+def _head(path: str) -> io.StringIO:
+    """The file's first ``HEAD_BYTES`` (whole lines only), so that a huge line costs no more."""
+    with open(path, "rb") as raw:
+        data = raw.read(HEAD_BYTES + 1)
+    if len(data) > HEAD_BYTES:
+        data = data[: data.rfind(b"\n", 0, HEAD_BYTES) + 1]
+    return io.StringIO(data.decode("utf-8-sig"), newline="")
+
+
 def _table_rows(path: str, dataset: Dataset) -> list[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    with _head(path) as handle:
         if dataset.file_format == "tsv":
             reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         else:
@@ -87,7 +98,7 @@ def _table_rows(path: str, dataset: Dataset) -> list[tuple[int, dict[str, Any]]]
 
 def _jsonl_rows(path: str) -> list[tuple[int, dict[str, Any]]] | tuple[None, str]:
     rows = []
-    with open(path, encoding="utf-8-sig") as handle:
+    with _head(path) as handle:
         for number, line in enumerate(itertools.islice(handle, SAMPLE_ROWS), start=1):
             if not line.strip():
                 continue
@@ -103,7 +114,7 @@ def _jsonl_rows(path: str) -> list[tuple[int, dict[str, Any]]] | tuple[None, str
 
 def _conll(path: str) -> tuple[str | None, str] | None:
     tagged = 0
-    with open(path, encoding="utf-8-sig") as handle:
+    with _head(path) as handle:
         for number, line in enumerate(itertools.islice(handle, SAMPLE_CONLL_LINES), start=1):
             fields = line.split()
             if not fields or fields[0] == "-DOCSTART-":

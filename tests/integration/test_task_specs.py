@@ -215,7 +215,9 @@ def test_an_installed_task_plugin_runs_a_study(api: httpx.Client, plugin: None) 
     body = spec({"type": "balanced_classification", "dataset": RTE}, budget={"n_trials": 1})
     study = wait_final(api, submit(api, body), timeout_s=300)
     assert study["status"] == "SUCCEEDED", study["status_reason"]
-    assert study["objectives"] == [{"metric": "eval_balanced_accuracy", "direction": "maximize"}]
+    assert study["spec"]["objectives"] == [
+        {"metric": "eval_balanced_accuracy", "direction": "maximize"}
+    ]
     (trial,) = trials_of(api, str(study["id"]))
     assert 0.0 <= trial["metrics"]["eval_balanced_accuracy"] <= 1.0
     assert trial["value"] == trial["metrics"]["eval_balanced_accuracy"]

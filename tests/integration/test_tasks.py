@@ -32,7 +32,7 @@ from workers.tasks.base import IGNORED
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DDP = {"num_workers": 2, "cpus_per_worker": 1}
-COMMON = {"max_seq_length": 48, "max_train_samples": 96, "max_eval_samples": 48, "epochs": 2}
+COMMON = {"max_seq_length": 32, "max_train_samples": 64, "max_eval_samples": 32, "epochs": 1}
 MODELS = ["tiny-bert", "minilm-l6"]
 LR = {"learning_rate": {"type": "categorical", "choices": [3e-3]}}
 SPECS: dict[str, dict[str, Any]] = {
@@ -100,7 +100,7 @@ def test_pair_classification_runs_each_model_on_ddp(
     api: httpx.Client, finished: dict[str, dict[str, Any]]
 ) -> None:
     study = finished["rte"]
-    assert study["objectives"] == [{"metric": "eval_accuracy", "direction": "maximize"}]
+    assert study["spec"]["objectives"] == [{"metric": "eval_accuracy", "direction": "maximize"}]
     trials = _trials(api, study)
     assert sorted(t["params"]["model"] for t in trials) == ["minilm-l6", "tiny-bert"]
     sizes = {t["params"]["model"]: t["metrics"]["parameter_count"] for t in trials}
@@ -116,8 +116,8 @@ def test_pair_classification_runs_each_model_on_ddp(
 def test_regression_and_token_classification_report_their_metrics(
     api: httpx.Client, finished: dict[str, dict[str, Any]]
 ) -> None:
-    assert finished["stsb"]["objectives"][0]["metric"] == "eval_pearson"
-    assert finished["wnut17"]["objectives"][0]["metric"] == "eval_f1"
+    assert finished["stsb"]["spec"]["objectives"][0]["metric"] == "eval_pearson"
+    assert finished["wnut17"]["spec"]["objectives"][0]["metric"] == "eval_f1"
     (stsb,) = _trials(api, finished["stsb"])
     metrics = stsb["metrics"]
     assert -1.0 <= metrics["eval_pearson"] <= 1.0 and -1.0 <= metrics["eval_spearman"] <= 1.0

@@ -14,7 +14,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import workers.train_loop as train_loop
+import workers.batching as batching
+import workers.trial_run as trial_run
 from search_spaces.tasks import BUILTIN_TASKS
 from search_spaces.tunables import (
     COST_KEYS,
@@ -28,6 +29,7 @@ from search_spaces.tunables import (
 from workers.data import TokenizedData, synthetic_sentiment, tokenize
 from workers.faults import OOM_ENV
 from workers.models import build_model
+from workers.optimizers import make_optimizer
 from workers.tiny_bert import build_tiny_bert_tokenizer
 from workers.train_loop import length_grouped_batches, run_training, shard_indices
 
@@ -143,7 +145,7 @@ def test_every_tunable_is_used() -> None:
 def test_optimizer_uses_its_hyperparameters() -> None:
     model = build_model("tiny-bert", 2, 0.1, seed=0)
     hp = _hp(weight_decay=0.05, adam_beta1=0.8, adam_beta2=0.95, adam_epsilon=1e-6)
-    adamw = train_loop._optimizer(model, hp)
+    adamw = make_optimizer(model, hp)
     assert isinstance(adamw, torch.optim.AdamW)
     decay, no_decay = adamw.param_groups
     assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
@@ -152,7 +154,7 @@ def test_optimizer_uses_its_hyperparameters() -> None:
     exempt = {id(p) for p in no_decay["params"]}
     for name, param in model.named_parameters():
         assert (id(param) in exempt) == (name.endswith("bias") or "LayerNorm" in name), name
-    sgd = train_loop._optimizer(model, _hp(optimizer="sgd", momentum=0.5, weight_decay=0.01))
+    sgd = make_optimizer(model, _hp(optimizer="sgd", momentum=0.5, weight_decay=0.01))
     assert isinstance(sgd, torch.optim.SGD)
     assert sgd.param_groups[0]["momentum"] == 0.5
     assert sgd.param_groups[0]["weight_decay"] == 0.01
@@ -162,13 +164,13 @@ def test_max_seq_length_truncates_batches(
     data: TokenizedData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     widths: list[int] = []
-    original = train_loop.collate
+    original = batching.collate
 
-    def spy(batch_ids: list[list[int]], labels: list[int], pad_id: int) -> dict[str, Any]:
+    def spy(batch_ids: list[list[int]], labels: list[int], pad_id: int, types: Any) -> Any:
         widths.append(max(len(ids) for ids in batch_ids))
-        return original(batch_ids, labels, pad_id)
+        return original(batch_ids, labels, pad_id, types)
 
-    monkeypatch.setattr(train_loop, "collate", spy)
+    monkeypatch.setattr(batching, "collate", spy)
     _train(_hp(epochs=1, max_seq_length=8), data)
     assert max(widths) == 8
     assert max(len(ids) for ids in data.train_ids) > 8
@@ -192,7 +194,7 @@ def test_divergence_stops_early_with_valid_metrics(
         model.register_forward_hook(hook)
         return model
 
-    monkeypatch.setattr(train_loop, "build_model", poisoned)
+    monkeypatch.setattr(trial_run, "build_model", poisoned)
     reports = _train(_hp(epochs=3), data)
     assert len(reports) == 1  # stopped after the epoch that diverged
     metrics = reports[0]
