@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-import workers.train_loop as train_loop  # noqa: E402
+import workers.batching as batching  # noqa: E402
+import workers.trial_run as trial_run  # noqa: E402
 from search_spaces.spec import Dataset  # noqa: E402
 from search_spaces.tunables import TUNABLES  # noqa: E402
 from workers.data import TokenizedData, collate, load_text_data, tokenize, truncate  # noqa: E402
@@ -102,16 +103,16 @@ def run_ours(hp: dict[str, Any], data: TokenizedData, model: str) -> dict[str, A
 
         return wrapper
 
-    def counting_collate(ids: list[list[int]], labels: list[int], pad_id: int) -> Any:
+    def counting_collate(ids: list[list[int]], labels: list[int], pad_id: int, types: Any) -> Any:
         if not probe["evaluating"]:
             probe["padded_tokens"] += len(ids) * max(map(len, ids))
-        return collate(ids, labels, pad_id)
+        return collate(ids, labels, pad_id, types)
 
     reports: list[dict[str, float]] = []
     with (
-        patch.object(train_loop, "build_model", excluded(train_loop.build_model)),
-        patch.object(train_loop, "_evaluate", excluded(train_loop._evaluate, evaluating=True)),
-        patch.object(train_loop, "collate", counting_collate),
+        patch.object(trial_run, "build_model", excluded(trial_run.build_model)),
+        patch.object(trial_run, "evaluate", excluded(trial_run.evaluate, evaluating=True)),
+        patch.object(batching, "collate", counting_collate),
     ):
         started, cpu_started = time.perf_counter(), time.process_time()
         run_training(hp, data, model, reports.append, device=torch.device("cpu"))

@@ -89,13 +89,15 @@ def grid_points(spec: StudySpec) -> list[dict[str, Any]]:
 
 
 def trial_hyperparameters(spec: StudySpec, sampled: dict[str, Any]) -> dict[str, Any]:
-    """A trial's full hyperparameters: defaults, then the task's fixed values, then the sample."""
+    """A trial's full hyperparameters: defaults, then the task's fixed values, then the sample;
+    ``model`` is the sampled model when the search space tunes it, else the task's."""
     values: dict[str, Any] = {name: t.default for name, t in TUNABLES.items()}
     values["epochs"] = spec.task.epochs
     values["max_seq_length"] = spec.task.max_seq_length
     values.update({name: getattr(spec.task, name) for name in TASK_OPTIONS})
     values.update(spec.task.hyperparameters)
     values.update({k: v for k, v in sampled.items() if k in TUNABLES})
+    values["model"] = str(sampled.get("model", spec.task.model))  # searched, or the task's
     for name, tunable in TUNABLES.items():
         if tunable.kind == "int":
             values[name] = int(values[name])

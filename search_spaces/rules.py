@@ -6,10 +6,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from search_spaces.params import CategoricalParam
-from search_spaces.tunables import FINAL_ONLY_METRICS, FINETUNE_ONLY_METRICS, TUNABLES
+from search_spaces.tasks import DEFAULT_TASK, TaskInfo, registered_tasks
+from search_spaces.tunables import (
+    TUNABLES,
+    final_only_metrics,
+    finetune_only_metrics,
+    metric_directions,
+)
 
 if TYPE_CHECKING:
-    from search_spaces.spec import StudySpec
+    from search_spaces.spec import Dataset, StudySpec
 
 Broken = tuple[tuple[str | int, ...], str]
 
@@ -40,12 +46,21 @@ def metric_problem(spec: StudySpec) -> Broken | None:
     named += [(("constraints", i, "metric"), c.metric) for i, c in enumerate(spec.constraints)]
     if spec.scheduler.metric is not None:
         named.append((("scheduler", "metric"), spec.scheduler.metric))
+    info = spec.task.info
+    task_metrics = info.all_metrics()
+    # Any metric but another task's eval metrics.
+    allowed = (set(metric_directions()) - _all_task_metrics()) | set(task_metrics)
+    for loc, metric in named:
+        if metric not in allowed:
+            return loc, (
+                f"task {info.name} does not report {metric}; its metrics: {', '.join(task_metrics)}"
+            )
     if spec.task.model == "toy":
         for loc, metric in named:
-            if metric in FINETUNE_ONLY_METRICS:
+            if metric in finetune_only_metrics():
                 return loc, f"{metric} is measured only by fine-tuning trials, not the toy model"
     metric = spec.stopping_goal().metric
-    if spec.scheduler.type != "none" and metric in FINAL_ONLY_METRICS:
+    if spec.scheduler.type != "none" and metric in final_only_metrics():
         return (
             ("scheduler", "metric" if spec.scheduler.metric else "type"),
             f"early stopping needs a metric reported every epoch; {metric} is measured once, "
@@ -60,6 +75,8 @@ def option_problem(spec: StudySpec) -> Broken | None:
         if name in spec.task.model_fields_set and name in spec.task.hyperparameters:
             return ("task", "hyperparameters", name), f"given twice: also as task.{name}"
     if spec.task.model == "toy":
+        if "model" in spec.search_space:
+            return ("search_space", "model"), "the toy objective has no model to choose"
         for name, neutral in _MODEL_OPTIONS.items():
             for loc, value in possible_values(spec, name):
                 if value != neutral:
@@ -71,4 +88,42 @@ def option_problem(spec: StudySpec) -> Broken | None:
                     "fp16 needs GPUs (resources_per_trial.gpus_per_worker > 0); "
                     "use bf16 or fp32 on CPUs"
                 )
+    return None
+
+
+def _all_task_metrics() -> set[str]:
+    return {m for info in registered_tasks().values() for m in info.all_metrics()}
+
+
+# Dataset fields that only some tasks read (the others every task reads).
+_TASK_FIELDS = ("text_column", "text_pair_column", "label_column", "tokens_column", "tags_column",
+                "tag_scheme")  # fmt: skip
+
+
+def dataset_problem(info: TaskInfo, dataset: Dataset, model: str) -> Broken | None:
+    """A dataset field, format or built-in set the task does not read, or a column missing
+    from ``column_names``."""
+    for name in _TASK_FIELDS:
+        default = type(dataset).model_fields[name].default
+        if name not in info.dataset_fields and getattr(dataset, name) != default:
+            return ("dataset", name), (
+                f"task {info.name} does not read {name}; it reads: {', '.join(info.dataset_fields)}"
+            )
+    if dataset.name is not None and info.name != DEFAULT_TASK:
+        return ("dataset", "name"), (
+            f"built-in dataset {dataset.name} is a classification set; task {info.name} needs "
+            "train (and eval) files"
+        )
+    if model == "toy" and info.name != DEFAULT_TASK:
+        return ("model",), f"the toy objective stands in for classification, not {info.name}"
+    if dataset.train is not None and dataset.file_format not in info.formats:
+        field = "format" if dataset.format else "train"
+        return ("dataset", field), (
+            f"task {info.name} reads {', '.join(info.formats)} files, not {dataset.file_format}"
+            + ("" if dataset.format else " (set dataset.format)")
+        )
+    if dataset.column_names is not None and dataset.file_format in ("tsv", "csv"):
+        for field, column in dataset.columns(info).items():
+            if column not in dataset.column_names:
+                return ("dataset", field), f"column {column!r} is not in column_names"
     return None

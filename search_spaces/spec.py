@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from search_spaces.algorithms import ALGORITHMS
+from search_spaces.dataset_checks import file_problem
 from search_spaces.limits import (
     grid_problem,
     grid_size,
@@ -35,12 +36,14 @@ from search_spaces.paths import (
     looks_like_path,
 )
 from search_spaces.registry import BUILTIN_DATASETS, BUILTIN_MODELS
-from search_spaces.rules import TASK_OPTIONS, metric_problem, option_problem
-from search_spaces.tunables import METRICS, TUNABLES, Tunable
+from search_spaces.rules import TASK_OPTIONS, dataset_problem, metric_problem, option_problem
+from search_spaces.tasks import DEFAULT_TASK, TaskInfo, task_info
+from search_spaces.tunables import TUNABLES, Tunable, metric_directions
 
 MAX_NAME_CHARS = 100
 MAX_COLUMN_CHARS = 256
 MAX_EPOCHS = 100
+MODEL_PARAM = "model"  # the search-space name of the model dimension (not a tunable)
 POLICY_KEY = "path_policy"  # the validation context entry holding the server's PathPolicy
 
 
@@ -57,14 +60,15 @@ class Objective(_Strict):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        known = metric_directions()
+        if metric not in known:
+            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(known)}")
         return metric
 
     @model_validator(mode="after")
     def _default_direction(self) -> Objective:
         if self.direction is None:
-            self.direction = METRICS[self.metric]
+            self.direction = metric_directions()[self.metric]
         return self
 
 
@@ -152,15 +156,26 @@ class Resources(_Strict):
     )
 
 
+Column = Annotated[str, Field(min_length=1, max_length=MAX_COLUMN_CHARS)]
+
+
 class Dataset(_Strict):
     """A built-in dataset by name, or local train/eval files."""
 
     name: str | None = None
     train: Annotated[str, Field(max_length=MAX_PATH_CHARS)] | None = None
     eval: Annotated[str, Field(max_length=MAX_PATH_CHARS)] | None = None
-    format: Literal["tsv", "csv", "jsonl"] | None = None
-    text_column: Annotated[str, Field(min_length=1, max_length=MAX_COLUMN_CHARS)] = "sentence"
-    label_column: Annotated[str, Field(min_length=1, max_length=MAX_COLUMN_CHARS)] = "label"
+    format: Literal["tsv", "csv", "jsonl", "conll"] | None = None
+    text_column: Column = "sentence"
+    text_pair_column: Column | None = Field(
+        default=None, description="The second text of a sentence pair (GLUE RTE, MRPC, STS-B)."
+    )
+    label_column: Column = "label"
+    tokens_column: Column = Field(default="tokens", description="jsonl: the list of words.")
+    tags_column: Column = Field(default="tags", description="jsonl: the list of word tags.")
+    tag_scheme: Literal["iob1", "iob2", "bioes"] = Field(
+        default="iob2", description="How entity spans are tagged (token_classification)."
+    )
     column_names: (
         Annotated[
             list[Annotated[str, Field(max_length=MAX_COLUMN_CHARS)]],
@@ -176,11 +191,12 @@ class Dataset(_Strict):
             raise ValueError("give either a built-in dataset name or a train file, not both")
         if self.eval is not None and self.train is None:
             raise ValueError("eval needs a train file")
-        if self.column_names is not None:
-            for column in (self.text_column, self.label_column):
-                if column not in self.column_names:
-                    raise ValueError(f"column {column!r} is not in column_names")
         return self
+
+    def columns(self, info: TaskInfo) -> dict[str, str]:
+        """The column fields the task reads, by field name (a pair column only when given)."""
+        names = [f for f in info.dataset_fields if f.endswith("_column")]
+        return {f: getattr(self, f) for f in names if getattr(self, f) is not None}
 
     @field_validator("name")
     @classmethod
@@ -209,12 +225,17 @@ class Dataset(_Strict):
         if self.format:
             return self.format
         suffix = Path(self.train or "").suffix.lstrip(".").lower()
-        return suffix if suffix in ("tsv", "csv", "jsonl") else "tsv"
+        return suffix if suffix in ("tsv", "csv", "jsonl", "conll") else "tsv"
 
 
 class Task(_Strict):
     """The fine-tuning task every trial runs."""
 
+    type: str = Field(
+        default=DEFAULT_TASK,
+        description="classification | regression | token_classification, or a task plugin's "
+        "name (GET /tasks lists the registered ones).",
+    )
     model: Annotated[str, Field(min_length=1, max_length=MAX_PATH_CHARS)] = "tiny-bert"
     dataset: Dataset = Field(default_factory=lambda: Dataset(name="synthetic-sentiment"))
     max_seq_length: Annotated[int, Field(ge=8, le=4096)] = 128
@@ -241,27 +262,30 @@ class Task(_Strict):
         default_factory=dict, description="Fixed values of tunables that are not searched."
     )
 
+    @field_validator("type")
+    @classmethod
+    def _registered_type(cls, name: str) -> str:
+        task_info(name)
+        return name
+
+    @model_validator(mode="after")
+    def _dataset_fits(self) -> Task:
+        problem = dataset_problem(self.info, self.dataset, self.model) or file_problem(
+            self.info, self.dataset
+        )
+        if problem:
+            raise FieldError(("task", *problem[0]), problem[1])
+        return self
+
+    @property
+    def info(self) -> TaskInfo:
+        """The registered task this study fine-tunes for."""
+        return task_info(self.type)
+
     @field_validator("model")
     @classmethod
     def _known_model(cls, model: str, info: ValidationInfo) -> str:
-        if model in BUILTIN_MODELS:
-            return model
-        policy = _policy(info)
-        if looks_like_path(model):
-            if policy is None:  # re-validation of a stored spec, or a local check by the CLI
-                directory = Path(model).expanduser().resolve()
-            else:
-                directory = contained_path(model, policy.model_roots, "model")
-            if not exists(directory / "config.json", file=True):
-                raise ValueError(f"model directory not found or has no config.json: {model}")
-            return str(directory)
-        problem = hub_id_problem(model)
-        if problem:
-            raise ValueError(
-                f"model {model!r} is neither built-in ({', '.join(BUILTIN_MODELS)}), "
-                f"an existing directory, nor a valid hub id: {problem}"
-            )
-        return model
+        return _model_name(model, info)
 
     @field_validator(*TASK_OPTIONS)
     @classmethod
@@ -320,10 +344,13 @@ class StudySpec(_Strict):
 
     @field_validator("search_space")
     @classmethod
-    def _tunable_names(cls, space: dict[str, Param]) -> dict[str, Param]:
+    def _tunable_names(cls, space: dict[str, Param], info: ValidationInfo) -> dict[str, Param]:
         for name, param in space.items():
             try:
-                _check_param(name, _tunable(name), param)
+                if name == MODEL_PARAM:
+                    space[name] = _model_choices(param, info)
+                else:
+                    _check_param(name, _tunable(name), param)
             except ValueError as exc:
                 raise FieldError(("search_space", name), str(exc)) from None
         return space
@@ -380,7 +407,8 @@ class StudySpec(_Strict):
         ):
             raise FieldError(("objectives",), "give objective or objectives, not both")
         if self.objectives is None:
-            self.objectives = [self.objective or Objective()]
+            primary = self.task.info.primary_metric
+            self.objectives = [self.objective or Objective(metric=primary)]
         self.objective = self.objectives[0]
         metrics = [o.metric for o in self.objectives]
         if len(set(metrics)) != len(metrics):
@@ -454,6 +482,13 @@ class StudySpec(_Strict):
             return self.goals[0]
         return Objective(metric=self.scheduler.metric, direction=self.scheduler.direction)
 
+    def models(self) -> list[str]:
+        """The models trials fine-tune: the searched ``model`` choices, else the task's."""
+        param = self.search_space.get(MODEL_PARAM)
+        if isinstance(param, CategoricalParam):
+            return [str(choice) for choice in param.choices]
+        return [self.task.model]
+
     def max_epochs(self) -> int:
         """Epochs of the longest trial the spec allows."""
         if self.scheduler.max_epochs is not None:
@@ -484,6 +519,43 @@ class StudySpec(_Strict):
     def grid_size(self) -> int:
         """Number of points of the full grid over the search space (computed, not counted)."""
         return grid_size(self)
+
+
+def _model_name(model: str, info: ValidationInfo) -> str:
+    """A built-in model, an existing model directory (resolved, within the model roots) or a
+    valid hub id."""
+    if model in BUILTIN_MODELS:
+        return model
+    policy = _policy(info)
+    if looks_like_path(model):
+        if policy is None:  # re-validation of a stored spec, or a local check by the CLI
+            directory = Path(model).expanduser().resolve()
+        else:
+            directory = contained_path(model, policy.model_roots, "model")
+        if not exists(directory / "config.json", file=True):
+            raise ValueError(f"model directory not found or has no config.json: {model}")
+        return str(directory)
+    problem = hub_id_problem(model)
+    if problem:
+        raise ValueError(
+            f"model {model!r} is neither built-in ({', '.join(BUILTIN_MODELS)}), "
+            f"an existing directory, nor a valid hub id: {problem}"
+        )
+    return model
+
+
+def _model_choices(param: Param, info: ValidationInfo) -> CategoricalParam:
+    """The search space's ``model``: a categorical of models, each checked like task.model."""
+    if not isinstance(param, CategoricalParam):
+        raise ValueError("model is searched as a categorical: type categorical, choices [...]")
+    names = []
+    for choice in param.choices:
+        if not isinstance(choice, str) or choice == "toy":
+            raise ValueError(f"model choice {choice!r} must name a model (not the toy objective)")
+        names.append(_model_name(choice, info))
+    if len(set(names)) != len(names):
+        raise ValueError("model choices must differ")
+    return param.model_copy(update={"choices": names})
 
 
 def _policy(info: ValidationInfo) -> PathPolicy | None:

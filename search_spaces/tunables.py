@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from search_spaces.tasks import Direction, known_metrics, registered_tasks
+
 ValueKind = Literal["float", "int", "str"]
 
 
@@ -59,13 +61,9 @@ TUNABLES: dict[str, Tunable] = {
     ),
 }  # fmt: skip
 
-Direction = Literal["maximize", "minimize"]
-
-# Metrics every trial reports after each epoch, with the direction that makes them better.
-QUALITY_METRICS: dict[str, Direction] = {
-    "eval_accuracy": "maximize",
-    "eval_f1": "maximize",
-    "eval_loss": "minimize",
+# Training metrics every trial reports after each epoch, with the direction that makes them
+# better; the eval metrics are the task's (``search_spaces.tasks``).
+TRAIN_METRICS: dict[str, Direction] = {
     "train_loss": "minimize",
     "train_samples_per_second": "maximize",
 }
@@ -74,7 +72,7 @@ QUALITY_METRICS: dict[str, Direction] = {
 TRIAL_NUMBER_KEY = "hpo_trial_number"
 
 # Keys of a trial's report that are bookkeeping, not objectives.
-REPORT_KEYS = (*QUALITY_METRICS, "epoch")
+REPORT_KEYS = (*TRAIN_METRICS, "epoch")
 
 # Where a trial ran (strings, stored with its metrics): the Ray node id, that node's IP and its
 # host name. For a DDP trial: where its first training worker (rank 0) ran.
@@ -108,12 +106,12 @@ DDP_KEYS = ("ddp_group_trials", "ddp_group_start_s", "ddp_group_nodes")
 RUN_STRING_KEYS = ("precision_used",)
 
 # Measured once, after the last epoch of a fine-tune (workers/deploy.py), on the CPU: the model
-# as trained, and after its ``compression`` (equal to the former when compression is none).
+# as trained, and after its ``compression`` (equal to the former when compression is none). The
+# compressed model's primary task metric (``compressed_eval_accuracy`` for classification) too.
 DEPLOY_KEYS = (
     "model_bytes",
     "latency_b1_ms",
     "latency_b32_ms",
-    "compressed_eval_accuracy",
     "compressed_model_bytes",
     "compressed_latency_b1_ms",
     "compressed_latency_b32_ms",
@@ -124,19 +122,22 @@ _COST_DIRECTIONS: dict[str, Direction] = {
     for key in COST_KEYS
     if key != "energy_estimated"  # a flag, not a cost
 }
-_DEPLOY_DIRECTIONS: dict[str, Direction] = {
-    key: "maximize" if key == "compressed_eval_accuracy" else "minimize" for key in DEPLOY_KEYS
-}
+_DEPLOY_DIRECTIONS: dict[str, Direction] = dict.fromkeys(DEPLOY_KEYS, "minimize")
 
-# Every metric an objective or a constraint may name, with the direction that makes it better.
-METRICS: dict[str, Direction] = {
-    **QUALITY_METRICS,
-    **_COST_DIRECTIONS,
-    **_DEPLOY_DIRECTIONS,
-}
-# Metrics only a fine-tune reports (the toy objective has no model, tokens or checkpoint).
-FINETUNE_ONLY_METRICS = frozenset(
-    {"train_tokens_per_second", "parameter_count", "trainable_parameter_count", *DEPLOY_KEYS}
-)
-# Metrics measured once at the end of a trial, not after every epoch (no early stopping on them).
-FINAL_ONLY_METRICS = frozenset(DEPLOY_KEYS)
+
+def metric_directions() -> dict[str, Direction]:
+    """Every metric an objective or a constraint may name (the eval metrics of every registered
+    task included), with the direction that makes it better."""
+    return {**known_metrics(), **TRAIN_METRICS, **_COST_DIRECTIONS, **_DEPLOY_DIRECTIONS}
+
+
+def final_only_metrics() -> frozenset[str]:
+    """Metrics measured once at the end of a trial, not after every epoch (no early stopping)."""
+    compressed = {info.compressed_metric for info in registered_tasks().values()}
+    return frozenset({*DEPLOY_KEYS, *compressed})
+
+
+def finetune_only_metrics() -> frozenset[str]:
+    """Metrics only a fine-tune reports (the toy objective has no model, tokens or checkpoint)."""
+    extra = {"train_tokens_per_second", "parameter_count", "trainable_parameter_count"}
+    return frozenset({*extra, *final_only_metrics()})

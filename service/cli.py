@@ -17,9 +17,9 @@ from typing import Annotated, Literal
 import httpx
 import typer
 
-from service.client import ApiError, Client
+from service.client import DEFAULT_URL, ApiError, Client
 from service.commands import actions, keys, plots, reads, tenants  # noqa: F401
-from service.commands.common import Failure, app, connect, out, read_text
+from service.commands.common import Failure, KeyOpt, UrlOpt, app, connect, out, read_text
 from service.commands.progress import follow
 from service.schemas import TrialsPublic
 
@@ -75,16 +75,43 @@ def serve(
 
 
 @app.command()
-def validate(file: Annotated[Path, typer.Argument(help="Study spec (YAML or JSON).")]) -> None:
-    """Check a study file offline with the server's rules."""
+def validate(
+    file: Annotated[Path, typer.Argument(help="Study spec (YAML or JSON).")],
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+    offline: Annotated[
+        bool, typer.Option(help="Check locally, without asking the server.")
+    ] = False,
+) -> None:
+    """Check a study file: the server's own verdict when it is reachable (its data roots, file
+    headers and your quotas; nothing is stored), else offline with the same rules."""
     from search_spaces.loader import SpecSyntaxError, parse_text
     from search_spaces.spec import SpecError, validate_spec
 
+    text = read_text(file)
+    yaml_syntax = file.suffix != ".json"
+    if not offline:
+        client = Client(url, api_key=api_key, timeout_s=30)
+        try:
+            verdict = client.validate(text, yaml_syntax=yaml_syntax)
+        except ApiError as exc:
+            raise Failure(f"{file}: {exc}") from None
+        except httpx.HTTPError:
+            out.print(f"(no service at {url}: checking offline, without its data roots)")
+        else:
+            out.print(
+                f"{file}: valid on {url} ({verdict['task']}, {verdict['algorithm']}, "
+                f"{verdict['n_trials']} trials)"
+            )
+            return
+        finally:
+            client.close()
     try:
-        spec = validate_spec(parse_text(read_text(file), yaml_syntax=file.suffix != ".json"))
+        spec = validate_spec(parse_text(text, yaml_syntax=yaml_syntax))
     except (SpecSyntaxError, SpecError) as exc:
         raise Failure(f"{file}: {exc}") from None
-    out.print(f"{file}: valid ({spec.algorithm}, {spec.budget.n_trials} trials)")
+    out.print(f"{file}: valid offline ({spec.task.type}, {spec.algorithm}, "
+              f"{spec.budget.n_trials} trials)")  # fmt: skip
 
 
 @app.command()

@@ -69,6 +69,15 @@ class Client:
         )
         return StudyPublic.model_validate(_json(response))
 
+    def validate(self, spec_text: str, *, yaml_syntax: bool = True) -> dict[str, Any]:
+        """The server's verdict on a spec (``POST /studies/validate``; nothing is stored)."""
+        content_type = "application/yaml" if yaml_syntax else "application/json"
+        response = self._http.post(
+            "/studies/validate", content=spec_text.encode(), headers={"Content-Type": content_type}
+        )
+        verdict: dict[str, Any] = _json(response)
+        return verdict
+
     def study(self, study_id: str) -> StudyPublic:
         """One study, with its status history."""
         return StudyPublic.model_validate(_json(self._http.get(f"/studies/{study_id}")))

@@ -8,7 +8,7 @@ Layout under ``<results_dir>/artifacts/<study_id>/``:
   into the weights, and the adapter alone (``peft``) under ``adapter/``; a compressed trial
   adds its compressed model under ``compressed/`` (``workers.compression.load_compressed``);
 * ``best/``: after the study, the best completed trial's directory, moved there, with
-  ``hpo_trial.json`` ({study_id, trial_number, value, params}).
+  ``hpo_trial.json`` ({study_id, trial_number, value, params, task, model, auto_class}).
 
 While the study runs, :class:`BestModelKeeper` deletes the directories of finished trials that
 are not the best; directories of trials still running are left alone.
@@ -154,22 +154,31 @@ def prune_trial_dirs(storage: Any, study_name: str, artifacts_dir: Path) -> int 
     return best.number if best is not None else None
 
 
-def keep_best(storage: Any, study_name: str, study_id: str, artifacts_dir: Path) -> Path | None:
+def keep_best(
+    storage: Any,
+    study_name: str,
+    study_id: str,
+    artifacts_dir: Path,
+    task: dict[str, str] | None = None,
+) -> Path | None:
     """After the study: prune, then move the best trial's model to ``best/`` with
-    ``hpo_trial.json``. Returns ``best/``, or None when the best trial saved no model."""
+    ``hpo_trial.json`` (``task``: its task, model and AutoModelFor... class, added there).
+    Returns ``best/``, or None when the best trial saved no model."""
     best = best_trial(storage, study_name)
     prune_trial_dirs(storage, study_name, artifacts_dir)
     trials_dir = artifacts_dir / TRIALS_DIR
     for stale in trials_dir.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)  # left by a trial killed while saving
     try:
-        return _move_to_best(best, study_id, artifacts_dir)
+        return _move_to_best(best, study_id, artifacts_dir, task or {})
     finally:
         if trials_dir.is_dir() and not any(trials_dir.iterdir()):
             trials_dir.rmdir()
 
 
-def _move_to_best(best: Any | None, study_id: str, artifacts_dir: Path) -> Path | None:
+def _move_to_best(
+    best: Any | None, study_id: str, artifacts_dir: Path, task: dict[str, str]
+) -> Path | None:
     best_dir = artifacts_dir / BEST_DIR
     if best is None:
         return None
@@ -189,7 +198,10 @@ def _move_to_best(best: Any | None, study_id: str, artifacts_dir: Path) -> Path 
         "trial_number": best.number,
         "value": best.value if best.values is not None and len(best.values) == 1 else best.values,
         "params": best.params,
+        **task,
     }
+    if "model" in best.params:  # the model was searched: the best trial's
+        info["model"] = best.params["model"]
     (best_dir / TRIAL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return best_dir
 

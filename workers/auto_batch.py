@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
-from workers.data import collate
+from workers.data import TokenizedData, collate
 
 
 def fit_micro_batch(
@@ -49,18 +49,20 @@ def fit_micro_batch(
 
 def worst_case_probe(
     model: torch.nn.Module,
-    train_ids: list[list[int]],
-    pad_id: int,
+    data: TokenizedData,
     device: torch.device,
     forward_backward: Callable[[dict[str, torch.Tensor]], None],
 ) -> Callable[[int], None]:
     """``try_batch(size)``: a forward and backward pass of ``model`` over the ``size`` longest
     training examples, gradients cleared afterwards."""
-    longest = sorted(range(len(train_ids)), key=lambda i: len(train_ids[i]), reverse=True)
+    ids = data.train_ids
+    longest = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
 
     def try_batch(size: int) -> None:
-        rows = [train_ids[i] for i in longest[:size]]
-        tensors = collate(rows, [0] * len(rows), pad_id)
+        rows = longest[:size]
+        types = [data.train_types[i] for i in rows] if data.train_types is not None else None
+        labels = [data.train_labels[i] for i in rows]
+        tensors = collate([ids[i] for i in rows], labels, data.pad_id, types)
         try:
             forward_backward({k: v.to(device) for k, v in tensors.items()})
         finally:

@@ -79,13 +79,18 @@ def save_compressed(model: torch.nn.Module, method: str, directory: Path) -> int
 
 
 def load_compressed(directory: str | Path) -> torch.nn.Module:
-    """The compressed model saved by :func:`save_compressed`, on the CPU in eval mode."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    """The compressed model saved by :func:`save_compressed`, on the CPU in eval mode (with the
+    head its config names: sequence or token classification)."""
+    import transformers
+    from transformers import AutoConfig
 
     directory = Path(directory)
     method = json.loads((directory / METHOD_FILE).read_text())["method"]
     config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
-    model = AutoModelForSequenceClassification.from_config(config).eval()
+    kind = "AutoModelForSequenceClassification"
+    if any(name.endswith("ForTokenClassification") for name in config.architectures or ()):
+        kind = "AutoModelForTokenClassification"
+    model = getattr(transformers, kind).from_config(config).eval()
     state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     if method == "dynamic_int8":
         model = _quantize(model)

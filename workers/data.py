@@ -6,7 +6,7 @@ import csv
 import json
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from search_spaces.spec import Dataset
@@ -56,27 +56,36 @@ _P_LABEL_NOISE = 0.05
 
 @dataclass(frozen=True)
 class TextData:
-    """Raw texts and integer labels of a train and an eval split."""
+    """Raw texts (a token task: word lists) and labels of a train and an eval split; the second
+    texts of sentence pairs, if any."""
 
-    train_texts: list[str]
-    train_labels: list[int]
-    eval_texts: list[str]
-    eval_labels: list[int]
+    train_texts: list[Any]
+    train_labels: list[Any]
+    eval_texts: list[Any]
+    eval_labels: list[Any]
     label_names: list[str]
+    train_pairs: list[Any] | None = None
+    eval_pairs: list[Any] | None = None
 
 
 @dataclass(frozen=True)
 class TokenizedData:
-    """Token ids (with [CLS]/[SEP], unpadded) and labels of a train and an eval split."""
+    """Token ids (with [CLS]/[SEP], unpadded) and labels of a train and an eval split: a class
+    index, a float (regression) or one label per token (a token task, -100 where none)."""
 
     train_ids: list[list[int]]
-    train_labels: list[int]
+    train_labels: list[Any]
     eval_ids: list[list[int]]
-    eval_labels: list[int]
+    eval_labels: list[Any]
     num_labels: int
     pad_id: int
     sep_id: int | None
     max_length: int
+    train_types: list[list[int]] | None = None  # token_type_ids of sentence pairs
+    eval_types: list[list[int]] | None = None
+    label_names: list[str] = field(default_factory=list)
+    task: str = "classification"
+    tag_scheme: str = "iob2"  # of a token task's tags
 
 
 def synthetic_words() -> list[str]:
@@ -352,24 +361,43 @@ def truncate(ids: list[int], max_length: int, sep_id: int | None) -> list[int]:
     return ids[:max_length]
 
 
-def collate(batch_ids: list[list[int]], labels: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(
+    batch_ids: list[list[int]],
+    labels: Sequence[Any],
+    pad_id: int,
+    types: list[list[int]] | None = None,
+) -> dict[str, torch.Tensor]:
     """Pad a batch to its longest example.
 
     Args:
         batch_ids: Token ids of each example.
-        labels: Class index of each example.
+        labels: Class index, float (regression) or list of token labels of each example.
         pad_id: Id of the padding token.
+        types: Token type ids of each example (sentence pairs), or None.
 
     Returns:
-        ``input_ids`` and ``attention_mask`` of shape (batch, longest), and ``labels``.
+        ``input_ids`` and ``attention_mask`` of shape (batch, longest), ``token_type_ids`` for
+        pairs, and ``labels`` (token labels padded with -100).
     """
     import torch  # here, so that the study driver tokenises without importing torch
 
     longest = max((len(ids) for ids in batch_ids), default=0)
-    padded = [ids + [pad_id] * (longest - len(ids)) for ids in batch_ids]
-    mask = [[1] * len(ids) + [0] * (longest - len(ids)) for ids in batch_ids]
-    return {
-        "input_ids": torch.tensor(padded, dtype=torch.long).reshape(len(batch_ids), longest),
-        "attention_mask": torch.tensor(mask, dtype=torch.long).reshape(len(batch_ids), longest),
-        "labels": torch.tensor(labels, dtype=torch.long),
+    n = len(batch_ids)
+
+    def padded(rows: Sequence[list[int]], value: int) -> torch.Tensor:
+        filled = [list(row) + [value] * (longest - len(row)) for row in rows]
+        return torch.tensor(filled, dtype=torch.long).reshape(n, longest)
+
+    tensors = {
+        "input_ids": padded(batch_ids, pad_id),
+        "attention_mask": padded([[1] * len(ids) for ids in batch_ids], 0),
     }
+    if types is not None:
+        tensors["token_type_ids"] = padded(types, 0)
+    if labels and isinstance(labels[0], list):
+        tensors["labels"] = padded(labels, -100)
+    elif labels and isinstance(labels[0], float):
+        tensors["labels"] = torch.tensor(labels, dtype=torch.float32)
+    else:
+        tensors["labels"] = torch.tensor(list(labels), dtype=torch.long)
+    return tensors

@@ -1,4 +1,5 @@
-"""After the last epoch: the model's predictions head, its deployment metrics, and its saving.
+"""After the last epoch: the model's predictions head (from the eval predictions), its
+deployment metrics, and its saving.
 
 Rank 0 merges LoRA adapters into the weights, compresses and measures the model
 (``workers.deploy``) and, when the trial saves its model, writes it with its adapter and its
@@ -18,8 +19,9 @@ from typing import Any
 import torch
 
 from search_spaces.tunables import DEPLOY_KEYS
-from workers.data import TokenizedData, collate
+from workers.data import TokenizedData
 from workers.ranks import all_reduce_sum
+from workers.tasks.base import Task
 
 
 def finish_model(
@@ -27,28 +29,30 @@ def finish_model(
     hp: dict[str, Any],
     model_name: str,
     save_dir: str | None,
-    eval_ids: list[list[int]],
+    task: Task,
     data: TokenizedData,
+    predictions: list[list[float]],
     device: torch.device,
     stats_device: torch.device,
     rank: int,
     distributed: bool,
-    eval_accuracy: float,
+    primary_value: float,
 ) -> dict[str, Any]:
-    """The ``DEPLOY_KEYS`` metrics, and with ``save_dir`` also ``eval_predictions_head`` and
+    """The ``DEPLOY_KEYS`` metrics and the compressed model's primary task metric, and with
+    ``save_dir`` also ``eval_predictions_head`` (from the gathered eval ``predictions``) and
     ``checkpoint_bytes`` (the saved model; for LoRA, the adapter alone)."""
-    head = predictions_head(model, eval_ids, data.pad_id, device) if save_dir else None
-    values = torch.zeros(len(DEPLOY_KEYS) + 1, dtype=torch.float64, device=stats_device)
+    keys = [*DEPLOY_KEYS, task.info.compressed_metric]
+    values = torch.zeros(len(keys) + 1, dtype=torch.float64, device=stats_device)
     if rank == 0:
         measured, checkpoint = _deploy_and_save(
-            model, hp, model_name, save_dir, eval_ids, data, eval_accuracy
+            model, hp, model_name, save_dir, task, data, primary_value
         )
-        numbers = [*(measured[k] for k in DEPLOY_KEYS), checkpoint]
+        numbers = [*(measured[k] for k in keys), checkpoint]
         values[:] = torch.tensor(numbers, dtype=torch.float64)
     totals = all_reduce_sum(values, distributed).tolist()
-    result: dict[str, Any] = dict(zip(DEPLOY_KEYS, totals[:-1], strict=True))
+    result: dict[str, Any] = dict(zip(keys, totals[:-1], strict=True))
     if save_dir is not None:
-        result["eval_predictions_head"] = head
+        result["eval_predictions_head"] = task.head(predictions, data)
         result["checkpoint_bytes"] = int(totals[-1])
     return result
 
@@ -58,9 +62,9 @@ def _deploy_and_save(
     hp: dict[str, Any],
     model_name: str,
     save_dir: str | None,
-    eval_ids: list[list[int]],
+    task: Task,
     data: TokenizedData,
-    eval_accuracy: float,
+    primary_value: float,
 ) -> tuple[dict[str, float], int]:
     from workers.artifacts import directory_bytes, save_model
     from workers.compression import save_compressed
@@ -77,9 +81,7 @@ def _deploy_and_save(
             save_adapter(model, str(adapter))
         adapter_bytes = directory_bytes(adapter) if adapter else 0
         plain = merged(model)
-        deployment = measure_deployment(
-            plain, method, eval_ids, data.eval_labels, data.pad_id, eval_accuracy
-        )
+        deployment = measure_deployment(plain, method, task, data, primary_value)
         if save_dir is None:
             return deployment.metrics, 0
 
@@ -95,26 +97,3 @@ def _deploy_and_save(
     finally:
         if adapter is not None and adapter.exists():
             shutil.rmtree(adapter, ignore_errors=True)
-
-
-@torch.no_grad()
-def predictions_head(
-    model: torch.nn.Module, eval_ids: list[list[int]], pad_id: int, device: torch.device
-) -> str:
-    """Predicted labels of the first 8 eval examples, one padded float32 batch, e.g. "1,0,1".
-
-    Every DDP rank holds the same weights, so every rank computes the same labels.
-    """
-    from workers.artifacts import PREDICTIONS_HEAD
-
-    head = eval_ids[:PREDICTIONS_HEAD]
-    if not head:
-        return ""
-    batch = collate(head, [0] * len(head), pad_id)
-    was_training = model.training
-    model.eval()
-    logits = model(
-        input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-    ).logits
-    model.train(was_training)
-    return ",".join(str(int(label)) for label in logits.float().argmax(dim=-1).tolist())

@@ -1,4 +1,5 @@
-"""Parameter-efficient fine-tuning: LoRA adapters from ``peft`` on a sequence classifier."""
+"""Parameter-efficient fine-tuning: LoRA adapters from ``peft`` on a sequence or token
+classifier."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from typing import Any
 import torch
 
 
-def with_lora(model: torch.nn.Module, hp: dict[str, Any]) -> torch.nn.Module:
+def with_lora(
+    model: torch.nn.Module, hp: dict[str, Any], token_task: bool = False
+) -> torch.nn.Module:
     """``model`` with LoRA adapters (``lora_r``, ``lora_alpha``, ``lora_dropout``) on peft's
     default attention projections for its architecture (query and value for BERT); only the
-    adapters and the classification head train."""
+    adapters and the task head train (``token_task``: a per-token head)."""
     from peft import LoraConfig, TaskType, get_peft_model
 
     config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType.TOKEN_CLS if token_task else TaskType.SEQ_CLS,
         r=int(hp["lora_r"]),
         lora_alpha=int(hp["lora_alpha"]),
         lora_dropout=float(hp["lora_dropout"]),

@@ -87,8 +87,27 @@ def build_tokenizer(model: str) -> Any:
     return AutoTokenizer.from_pretrained(model_path(model), trust_remote_code=False)
 
 
-def build_model(model: str, num_labels: int, dropout: float, seed: int) -> torch.nn.Module:
-    """A sequence-classification model with ``num_labels`` classes, in float32.
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """Equal for tokenizers that tokenise alike (class, vocabulary, special tokens, casing)."""
+    import hashlib
+    import json
+
+    parts: list[Any] = [type(tokenizer).__name__, sorted(tokenizer.get_vocab().items())]
+    parts.append(sorted((str(k), str(v)) for k, v in tokenizer.special_tokens_map.items()))
+    parts.append(getattr(tokenizer, "do_lower_case", None))
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def build_model(
+    model: str,
+    num_labels: int,
+    dropout: float,
+    seed: int,
+    auto_class: str = "AutoModelForSequenceClassification",
+    head: dict[str, Any] | None = None,
+) -> torch.nn.Module:
+    """A model with a task head (``auto_class``, e.g. AutoModelForTokenClassification), in
+    float32; ``head`` sets config entries of the head (num_labels, problem_type, label names).
 
     The seed is set first, so every DDP rank builds identical weights (also for the newly
     initialised classification head of a pretrained model).
@@ -104,16 +123,18 @@ def build_model(model: str, num_labels: int, dropout: float, seed: int) -> torch
     """
     import torch
     import transformers
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
 
+    head = head or {"num_labels": num_labels}
+    kind = getattr(transformers, auto_class)
     torch.manual_seed(seed)
     if model == TINY_BERT:
-        built = AutoModelForSequenceClassification.from_config(
-            tiny_bert_config(num_labels, dropout)
-        )
+        config = tiny_bert_config(int(head["num_labels"]), dropout)
+        config.update(head)
+        built = kind.from_config(config)
     else:
         path = model_path(model)
-        config = AutoConfig.from_pretrained(path, num_labels=num_labels, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False, **head)
         for attribute in DROPOUT_ATTRIBUTES:
             if hasattr(config, attribute):
                 setattr(config, attribute, dropout)
@@ -124,7 +145,7 @@ def build_model(model: str, num_labels: int, dropout: float, seed: int) -> torch
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
         try:
-            built = AutoModelForSequenceClassification.from_pretrained(
+            built = kind.from_pretrained(
                 path, config=config, dtype=torch.float32, trust_remote_code=False
             )
         finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.protocol import ATTEMPT_ENV, DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
-from search_spaces.tunables import FINAL_ONLY_METRICS
+from search_spaces.tunables import final_only_metrics
 
 log = logging.getLogger("workers.run_study")
 NOT_SPENT = ("interrupted", "cancelled")  # error texts of trials whose budget is spent again
@@ -56,13 +56,13 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     time_left = _time_left(spec.budget.time_budget_s, stored.started_at)
     artifacts = _artifacts_dir(spec, results_dir, study_id)
     if remaining <= 0 or (time_left is not None and time_left <= 0):
-        _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts)
+        _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts, spec)
         if remaining <= 0:
             return True, f"study finished: {spent} trials finished (nothing left to run)"
         return True, f"study finished: time budget reached after {spent} trials"
 
     ray.init(log_to_driver=True)
-    data_ref = ray.put(None if spec.task.model == "toy" else tokenise_once(spec))
+    data_refs = (ray.put(None),) if spec.task.model == "toy" else _put_once(tokenise_once(spec))
     metrics = [o.metric for o in spec.goals]
     modes = ["max" if o.direction == "maximize" else "min" for o in spec.goals]
     constraints = MetricConstraints([(c.metric, c.max, c.min) for c in spec.constraints])
@@ -90,7 +90,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     deadline = PlacementDeadline.from_env(events)
     context = TrialContext(
         spec,
-        (data_ref,),
+        data_refs,
         str(results_dir / f"study-{study_id}"),
         str(artifacts) if artifacts is not None else None,
     )
@@ -101,7 +101,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
         tune.with_parameters(run_trial, context=context), trial_resources(spec)
     )
     import_tensorboardx_without_torch()  # before Tune's TensorBoard logger imports it
-    if any(goal.metric in FINAL_ONLY_METRICS for goal in spec.goals):
+    if any(goal.metric in final_only_metrics() for goal in spec.goals):
         # Such a metric comes with the last epoch's report only; Tune would reject the others.
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     tuner = tune.Tuner(
@@ -130,7 +130,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     grid = tuner.fit()
     searcher.finish_pending("stopped: the experiment ended before the trial finished")
     writer.close()
-    _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts)
+    _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts, spec)
     results = [grid[i] for i in range(len(grid))]
     completed = sum(1 for r in results if r.error is None)
     failed = len(results) - completed
@@ -163,14 +163,22 @@ def _artifacts_dir(spec: Any, results_dir: Path, study_id: str) -> Path | None:
     return study_artifacts_dir(results_dir, study_id)
 
 
-def _keep_best_model(storage: Any, study_name: str, study_id: str, artifacts: Path | None) -> None:
+def _keep_best_model(
+    storage: Any, study_name: str, study_id: str, artifacts: Path | None, spec: Any
+) -> None:
     """Keep only the best trial's model, as ``best/`` (never fails the study)."""
     if artifacts is None:
         return
     from workers.artifacts import keep_best
+    from workers.tasks import task_for
 
+    task = {
+        "task": spec.task.type,
+        "model": spec.task.model,
+        "auto_class": task_for(spec.task.type).auto_class,
+    }
     try:
-        kept = keep_best(storage, study_name, study_id, artifacts)
+        kept = keep_best(storage, study_name, study_id, artifacts, task)
         log.info("best model: %s", kept or "none saved")
     except Exception:
         log.warning("could not keep the best model", exc_info=True)
@@ -203,21 +211,42 @@ def _time_left(budget_s: float | None, started_at: datetime | None) -> float | N
     return budget_s - (datetime.now(UTC) - started_at).total_seconds()
 
 
-def tokenise_once(spec: Any) -> Any:
-    """Tokenise train and eval once per study, at the longest sequence length any trial uses."""
+def tokenise_once(spec: Any) -> tuple[Any, ...]:
+    """Tokenise train and eval once per distinct tokenizer of the study's models (the search
+    space may tune ``model``), at the longest sequence length any trial uses; the data of each
+    model of ``spec.models()`` (one object for models that share a tokenizer)."""
     from search_spaces.params import CategoricalParam
-    from workers.data import load_text_data, tokenize
-    from workers.models import build_tokenizer
+    from workers.models import build_tokenizer, tokenizer_fingerprint
+    from workers.tasks import task_for
 
     longest = spec.task.max_seq_length
     param = spec.search_space.get("max_seq_length")
     if param is not None:
         longest = int(max(param.choices) if isinstance(param, CategoricalParam) else param.high)
     longest = int(spec.task.hyperparameters.get("max_seq_length", longest))
-    text = load_text_data(
+    task = task_for(spec.task.type)
+    text = task.load(
         spec.task.dataset, spec.task.max_train_samples, spec.task.max_eval_samples, seed=0
     )
-    return tokenize(text, build_tokenizer(spec.task.model), longest)
+    by_tokenizer: dict[str, Any] = {}  # fingerprint -> tokenised data
+    for model in spec.models():
+        tokenizer = build_tokenizer(model)
+        key = tokenizer_fingerprint(tokenizer)
+        if key not in by_tokenizer:
+            by_tokenizer[key] = task.tokenize(text, tokenizer, longest)
+        by_tokenizer[model] = by_tokenizer[key]
+    return tuple(by_tokenizer[model] for model in spec.models())
+
+
+def _put_once(datasets: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One object-store reference per distinct data object, in the same order."""
+    import ray
+
+    refs: dict[int, Any] = {}
+    for data in datasets:
+        if id(data) not in refs:
+            refs[id(data)] = ray.put(data)
+    return tuple(refs[id(data)] for data in datasets)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from search_spaces.tasks import known_metrics
 from search_spaces.tunables import (
     COST_KEYS,
     COST_STRING_KEYS,
@@ -21,8 +22,10 @@ from search_spaces.tunables import (
     TRIAL_NUMBER_KEY,
 )
 
-# Numbers and strings of a report that are stored with the trial.
-_NUMBER_KEYS = (*REPORT_KEYS, *COST_KEYS, *RUN_KEYS, *DDP_KEYS, *DEPLOY_KEYS)
+# Numbers and strings of a report that are stored with the trial (eval metrics: every registered
+# task's, the compressed model's primary metric included).
+_EVAL_KEYS = tuple(known_metrics())
+_NUMBER_KEYS = (*_EVAL_KEYS, *REPORT_KEYS, *COST_KEYS, *RUN_KEYS, *DDP_KEYS, *DEPLOY_KEYS)
 _STRING_KEYS = (*NODE_KEYS, *COST_STRING_KEYS, *RUN_STRING_KEYS)
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,7 @@ class RecordingOptunaSearch(OptunaSearch):
     so the text is stored with the trial as the ``error`` user attribute.
     """
 
-    metric_keys = REPORT_KEYS
+    metric_keys = (*_EVAL_KEYS, *REPORT_KEYS)
 
     def __init__(self, *args: Any, default_epochs: int = 1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,10 +1,10 @@
 """The built-in ``toy`` model: an analytic objective of the hyperparameters, no network.
 
-It reports the same metrics as a fine-tune, once per epoch, so tests and demos of search
-algorithms, schedulers and the study lifecycle run in seconds. ``HPO_TOY_EPOCH_SECONDS`` (default
-0.05) is how long each of its epochs takes. Its reports also hold the measured cost that makes
-sense without a model (``workers.cost``: wall time, time to first result, CPU seconds, peak RSS
-and the estimated or measured energy).
+It reports the same metrics as a classification fine-tune, once per epoch, so tests and demos of
+search algorithms, schedulers and the study lifecycle run in seconds. ``HPO_TOY_EPOCH_SECONDS``
+(default 0.05) is how long each of its epochs takes. Its reports also hold the measured cost
+that makes sense without a model (``workers.cost``: wall time, time to first result, CPU
+seconds, peak RSS and the estimated or measured energy).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def toy_metrics(hp: dict[str, Any], epoch: int) -> dict[str, float]:
     return {
         "eval_accuracy": accuracy,
         "eval_f1": accuracy * 0.98,
+        "eval_mcc": 2 * accuracy - 1,  # of a balanced binary task
         "eval_loss": loss,
         "train_loss": loss * 0.9,
         "train_samples_per_second": 100.0 * math.sqrt(hp["batch_size"]),

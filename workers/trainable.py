@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,9 @@ class TrialContext:
     """What every trial of a study shares; the tokenised data travels by object reference."""
 
     spec: StudySpec
-    data_refs: tuple[
-        ray.ObjectRef, ...
-    ]  # one-element tuple: kept unresolved until a worker needs it
+    # The tokenised data of each of ``spec.models()``, in that order (one ref per model; a
+    # trial narrows it to a one-element tuple of its model's), unresolved until a worker needs it.
+    data_refs: tuple[ray.ObjectRef, ...]
     storage_path: str
     # <results_dir>/artifacts/<study_id>: each fine-tuning trial saves its final model under
     # trials/<optuna trial number>/ (None: save nothing, e.g. the toy objective).
@@ -47,6 +47,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if context.spec.task.model == "toy":
         run_toy(hp, report=with_location(tune.report), started_at=started_at)
         return
+    # This trial's model (sampled when the search space has "model") and its tokenised data.
+    ref = context.data_refs[context.spec.models().index(hp["model"])]
+    context = replace(context, data_refs=(ref,))
     resources = context.spec.resources_per_trial
     if resources.num_workers == 1:
         from workers.train_loop import run_training
@@ -55,7 +58,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         run_training(
             hp,
             data,
-            context.spec.task.model,
+            hp["model"],
             report=with_location(tune.report),
             save_dir=_save_dir(config, context),
             started_at=started_at,
@@ -94,7 +97,7 @@ def _fit_on_kept_group(
 
     options = {
         "hp": hp,
-        "model": context.spec.task.model,
+        "model": hp["model"],
         "data_refs": context.data_refs,
         "started_at": started_at,
         "auto_batch_size": context.spec.task.auto_batch_size,
@@ -112,7 +115,7 @@ def _fit_on_kept_group(
         run_training(
             hp,
             data,
-            context.spec.task.model,
+            hp["model"],
             report=lambda metrics: send({**metrics, **run_keys}),
             device=default_device(),
             save_dir=save_dir,
@@ -139,7 +142,7 @@ def _fit_with_ray_train(
         _ray_train_worker,
         train_loop_config={
             "hp": hp,
-            "model": context.spec.task.model,
+            "model": hp["model"],
             "data_refs": context.data_refs,
             "threads": max(1, int(resources.cpus_per_worker)),
             "save_dir": save_dir,

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from service.api import analysis, artifacts, cost, events, health, studies, trials
+from service.api import analysis, artifacts, cost, events, health, studies, tasks, trials
 
 # Included into the app one by one (each level of nested routers costs route matching on every
 # request), the hot reads (/best, /trials) first: routes are matched in order.
@@ -14,4 +14,5 @@ api_routers: tuple[APIRouter, ...] = (
     events.router,
     analysis.router,
     cost.router,
+    tasks.router,
 )

@@ -10,6 +10,7 @@ import optuna
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from optuna.study import StudyDirection
+from pydantic import BaseModel
 
 from search_spaces.loader import SpecSyntaxError, SpecTooLarge, parse_text
 from search_spaces.paths import PathPolicy
@@ -66,6 +67,40 @@ async def create_study(
     """Validate a study spec (JSON or YAML) and queue it for the caller's tenant (within its
     quotas: trials per study, GPUs per trial; its running-studies limit queues it; one trial
     must fit on a fixed cluster)."""
+    spec = await _checked_spec(request, principal)
+    await run_in_threadpool(resolve_warm_start, spec, store, trials, principal)
+    study = await run_in_threadpool(_create, store, storage, spec, principal.tenant)
+    monitor.wake()
+    return await run_in_threadpool(view_study, study, trials, dispatcher)
+
+
+class VerdictPublic(BaseModel):
+    """A spec the server would accept: what it would run (nothing is stored)."""
+
+    valid: bool
+    name: str
+    task: str
+    algorithm: str
+    n_trials: int
+    objectives: list[dict[str, str]]
+
+
+@router.post("/validate", response_model=VerdictPublic, openapi_extra=_BODY_DOC)
+async def validate_study(request: Request, principal: PrincipalDep) -> VerdictPublic:
+    """Check a study spec exactly as ``POST /studies`` does (data roots, file headers, the
+    caller's quotas, the cluster's size) and store nothing: 200 with what would run, else the
+    same 4xx."""
+    spec = await _checked_spec(request, principal)
+    return VerdictPublic(
+        valid=True, name=spec.name, task=spec.task.type, algorithm=spec.algorithm,
+        n_trials=spec.budget.n_trials,
+        objectives=[{"metric": g.metric, "direction": str(g.direction)} for g in spec.goals],
+    )  # fmt: skip
+
+
+async def _checked_spec(request: Request, principal: Principal) -> StudySpec:
+    """The request's spec validated with the server's paths, the tenant's quotas and the
+    cluster's size."""
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
     try:
@@ -81,10 +116,7 @@ async def create_study(
         raise SpecError(problems)
     if problems := await run_in_threadpool(placement_problems, spec, request.app.state.cluster):
         raise SpecError(problems)
-    await run_in_threadpool(resolve_warm_start, spec, store, trials, principal)
-    study = await run_in_threadpool(_create, store, storage, spec, principal.tenant)
-    monitor.wake()
-    return await run_in_threadpool(view_study, study, trials, dispatcher)
+    return spec
 
 
 @router.get("", response_model=StudiesPublic)

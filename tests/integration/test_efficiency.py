@@ -11,13 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 
 from search_spaces.spec import validate_spec
 from search_spaces.tunables import DEPLOY_KEYS, RUN_KEYS
 from tests.conftest import submit, trials_of, wait_final
 from workers.compression import load_compressed
-from workers.deploy import accuracy
 from workers.run_study import tokenise_once
+from workers.tasks.classification import ClassificationTask
+from workers.tasks.evaluation import evaluate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -134,6 +136,6 @@ def test_a_final_metric_objective_keeps_the_compressed_best_model(
         tar.extractall(tmp_path, filter="data")
     assert (tmp_path / "config.json").is_file() and (tmp_path / "compressed" / "model.pt").is_file()
     model = load_compressed(tmp_path / "compressed")
-    data = tokenise_once(validate_spec(SMALLEST))  # the eval rows the trials saw
-    measured = accuracy(model, data.eval_ids, data.eval_labels, data.pad_id)
-    assert measured == best["metrics"]["compressed_eval_accuracy"]
+    (data,) = tokenise_once(validate_spec(SMALLEST))  # the eval rows the trials saw
+    scores, _ = evaluate(model, ClassificationTask(), data, 64, torch.device("cpu"))
+    assert scores["eval_accuracy"] == best["metrics"]["compressed_eval_accuracy"]

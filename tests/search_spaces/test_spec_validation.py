@@ -318,7 +318,17 @@ def test_documented_tunables_are_all_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["quickstart", "sst2_minilm", "sst2_minilm_efficiency", "bert_base_glue_gpu"]
+    "name",
+    [
+        "quickstart",
+        "sst2_minilm",
+        "sst2_minilm_efficiency",
+        "bert_base_glue_gpu",
+        "rte_minilm",
+        "mrpc_minilm",
+        "stsb_minilm",
+        "wnut17_minilm",
+    ],
 )
 def test_ready_study_files_validate(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # paths are relative to the repo

@@ -26,15 +26,15 @@ def test_client_commands_start_without_the_server_side_libraries() -> None:
 
 
 def test_validate_accepts_the_quickstart() -> None:
-    result = runner.invoke(app, ["validate", str(ready_spec_path("quickstart"))])
+    result = runner.invoke(app, ["validate", "--offline", str(ready_spec_path("quickstart"))])
     assert result.exit_code == 0
-    assert "valid (tpe, 6 trials)" in result.output
+    assert "valid offline (classification, tpe, 6 trials)" in result.output
 
 
 def test_validate_rejects_with_one_line_naming_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nsearch_space:\n  learning_rate: {type: float, low: 1, high: 0.5}\n")
-    result = runner.invoke(app, ["validate", str(bad)])
+    result = runner.invoke(app, ["validate", "--offline", str(bad)])
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1
@@ -42,7 +42,7 @@ def test_validate_rejects_with_one_line_naming_the_field(tmp_path: Path) -> None
 
 
 def test_missing_file_is_one_line(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["validate", str(tmp_path / "nope.yaml")])
+    result = runner.invoke(app, ["validate", "--offline", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 1
     assert "cannot read" in result.output
     assert "Traceback" not in result.output

@@ -12,6 +12,7 @@ import torch
 from optuna.trial import TrialState
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from search_spaces.tasks import BUILTIN_TASKS
 from search_spaces.tunables import (
     COST_KEYS,
     COST_STRING_KEYS,
@@ -52,9 +53,17 @@ def test_run_training_saves_a_loadable_model_before_its_last_report(tmp_path: Pa
 
     run_training(_hp(), data, "tiny-bert", report, torch.device("cpu"), save_dir=str(target))
     first, last = reports
-    every = {*REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS, *RUN_KEYS, *RUN_STRING_KEYS}
+    task = BUILTIN_TASKS["classification"]
+    every = {
+        *task.metrics,
+        *REPORT_KEYS,
+        *COST_KEYS,
+        *COST_STRING_KEYS,
+        *RUN_KEYS,
+        *RUN_STRING_KEYS,
+    }
     assert set(first) == {*every, "saved"} and not first["saved"]  # only after last
-    assert set(last) == {*every, *DEPLOY_KEYS, *ARTIFACT_KEYS, "saved"}
+    assert set(last) == {*every, *DEPLOY_KEYS, task.compressed_metric, *ARTIFACT_KEYS, "saved"}
     assert last["saved"] and last["checkpoint_bytes"] > 100_000
     assert last["checkpoint_bytes"] == sum(p.stat().st_size for p in target.iterdir())
     assert sorted(p.name for p in target.parent.iterdir()) == ["4"]  # no temporary dir left

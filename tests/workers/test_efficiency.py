@@ -13,11 +13,13 @@ from transformers import AutoModelForSequenceClassification
 
 from search_spaces.tunables import TUNABLES
 from workers.compression import METHODS, compress, load_compressed, save_compressed
-from workers.data import TokenizedData, synthetic_sentiment, tokenize
-from workers.deploy import accuracy, measure_deployment
+from workers.data import TokenizedData, collate, synthetic_sentiment, tokenize
+from workers.deploy import measure_deployment
 from workers.faults import OOM_ENV
 from workers.models import build_model
 from workers.precision import resolve_precision
+from workers.tasks.classification import ClassificationTask
+from workers.tasks.evaluation import evaluate
 from workers.tiny_bert import build_tiny_bert_tokenizer
 from workers.train_loop import run_training
 
@@ -88,19 +90,19 @@ def test_deployment_accuracy_after_compression_is_measured(
     trained: torch.nn.Module, data: TokenizedData
 ) -> None:
     # A sentinel for the trained model's accuracy: a copied value would show it.
-    deployed = measure_deployment(
-        trained, "prune_l1_50", data.eval_ids, data.eval_labels, data.pad_id, -1.0
-    )
+    task = ClassificationTask()
+    deployed = measure_deployment(trained, "prune_l1_50", task, data, -1.0)
     metrics = deployed.metrics
     assert 0.0 <= metrics["compressed_eval_accuracy"] <= 1.0
-    assert metrics["compressed_eval_accuracy"] == accuracy(
-        deployed.compressed, data.eval_ids, data.eval_labels, data.pad_id
-    )
+    # Scored like any eval: the share of correct labels of the compressed model.
+    logits = deployed.compressed(**collate(data.eval_ids, data.eval_labels, data.pad_id)).logits
+    correct = (logits.argmax(-1) == torch.tensor(data.eval_labels)).float().mean().item()
+    assert metrics["compressed_eval_accuracy"] == pytest.approx(correct)
     assert metrics["compressed_model_bytes"] < metrics["model_bytes"]
     for key in ("latency_b1_ms", "latency_b32_ms", "compressed_latency_b1_ms"):
         assert 0 < metrics[key] < 10_000
     assert metrics["latency_b32_ms"] > metrics["latency_b1_ms"]
-    plain = measure_deployment(trained, "none", data.eval_ids, data.eval_labels, data.pad_id, 0.7)
+    plain = measure_deployment(trained, "none", task, data, 0.7)
     assert plain.metrics["compressed_eval_accuracy"] == 0.7  # no compression: the same model
     assert plain.metrics["compressed_model_bytes"] == plain.metrics["model_bytes"]
 
@@ -134,8 +136,8 @@ def test_a_compressed_trial_saves_its_compressed_variant(
     assert last["compressed_model_bytes"] < 0.8 * last["model_bytes"]
     assert (compressed / "model.pt").stat().st_size < 0.8 * last["model_bytes"]
     model = load_compressed(compressed)
-    measured = accuracy(model, data.eval_ids, data.eval_labels, data.pad_id)
-    assert measured == last["compressed_eval_accuracy"]
+    scores, _ = evaluate(model, ClassificationTask(), data, 64, torch.device("cpu"))
+    assert scores["eval_accuracy"] == last["compressed_eval_accuracy"]
 
 
 def test_micro_batches_after_out_of_memory_train_the_same(
@@ -174,9 +176,7 @@ def test_a_model_with_non_finite_weights_is_measured_uncompressed(data: Tokenize
     broken = build_model("tiny-bert", 2, 0.0, seed=0)
     with torch.no_grad():
         next(broken.parameters()).fill_(float("nan"))
-    deployed = measure_deployment(
-        broken, "dynamic_int8", data.eval_ids, data.eval_labels, data.pad_id, 0.25
-    )
+    deployed = measure_deployment(broken, "dynamic_int8", ClassificationTask(), data, 0.25)
     assert deployed.compressed is broken
     assert deployed.metrics["compressed_eval_accuracy"] == 0.25
     assert deployed.metrics["compressed_model_bytes"] == deployed.metrics["model_bytes"]

@@ -47,7 +47,7 @@ def test_tiny_bert_data_is_tokenised_without_torch() -> None:
             "task": {"model": "tiny-bert", "max_train_samples": 8, "max_eval_samples": 4},
             "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}},
         })
-        data = tokenise_once(spec)
+        (data,) = tokenise_once(spec)
         print(len(data.train_ids), len(data.eval_ids), "torch" in sys.modules)
         """
     )

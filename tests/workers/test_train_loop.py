@@ -14,7 +14,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import workers.train_loop as train_loop
+import workers.batching as batching
+import workers.trial_run as trial_run
+from search_spaces.tasks import BUILTIN_TASKS
 from search_spaces.tunables import (
     COST_KEYS,
     COST_STRING_KEYS,
@@ -27,11 +29,17 @@ from search_spaces.tunables import (
 from workers.data import TokenizedData, synthetic_sentiment, tokenize
 from workers.faults import OOM_ENV
 from workers.models import build_model
+from workers.optimizers import make_optimizer
 from workers.tiny_bert import build_tiny_bert_tokenizer
 from workers.train_loop import length_grouped_batches, run_training, shard_indices
 
-# What every epoch's report holds; the last one adds DEPLOY_KEYS.
-EVERY_REPORT = {*REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS, *RUN_KEYS, *RUN_STRING_KEYS}
+# What every epoch's report holds; the last one adds DEPLOY_KEYS and compressed_eval_accuracy.
+CLASSIFICATION = BUILTIN_TASKS["classification"]
+EVERY_REPORT = {
+    *CLASSIFICATION.metrics, *REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS, *RUN_KEYS,
+    *RUN_STRING_KEYS,
+}  # fmt: skip
+FINAL = (*DEPLOY_KEYS, CLASSIFICATION.compressed_metric)
 
 
 def _hp(**overrides: Any) -> dict[str, Any]:
@@ -58,7 +66,7 @@ def test_reports_every_epoch_with_valid_metrics(data: TokenizedData) -> None:
     reports = _train(_hp(epochs=3), data)
     assert [r["epoch"] for r in reports] == [1, 2, 3]
     for metrics in reports:
-        final = DEPLOY_KEYS if metrics is reports[-1] else ()
+        final = FINAL if metrics is reports[-1] else ()
         assert set(metrics) == {*EVERY_REPORT, *final}
         assert metrics["device_kind"] == "cpu" and metrics["precision_used"] == "fp32"
         strings = {*COST_STRING_KEYS, *RUN_STRING_KEYS}
@@ -137,7 +145,7 @@ def test_every_tunable_is_used() -> None:
 def test_optimizer_uses_its_hyperparameters() -> None:
     model = build_model("tiny-bert", 2, 0.1, seed=0)
     hp = _hp(weight_decay=0.05, adam_beta1=0.8, adam_beta2=0.95, adam_epsilon=1e-6)
-    adamw = train_loop._optimizer(model, hp)
+    adamw = make_optimizer(model, hp)
     assert isinstance(adamw, torch.optim.AdamW)
     decay, no_decay = adamw.param_groups
     assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
@@ -146,7 +154,7 @@ def test_optimizer_uses_its_hyperparameters() -> None:
     exempt = {id(p) for p in no_decay["params"]}
     for name, param in model.named_parameters():
         assert (id(param) in exempt) == (name.endswith("bias") or "LayerNorm" in name), name
-    sgd = train_loop._optimizer(model, _hp(optimizer="sgd", momentum=0.5, weight_decay=0.01))
+    sgd = make_optimizer(model, _hp(optimizer="sgd", momentum=0.5, weight_decay=0.01))
     assert isinstance(sgd, torch.optim.SGD)
     assert sgd.param_groups[0]["momentum"] == 0.5
     assert sgd.param_groups[0]["weight_decay"] == 0.01
@@ -156,13 +164,13 @@ def test_max_seq_length_truncates_batches(
     data: TokenizedData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     widths: list[int] = []
-    original = train_loop.collate
+    original = batching.collate
 
-    def spy(batch_ids: list[list[int]], labels: list[int], pad_id: int) -> dict[str, Any]:
+    def spy(batch_ids: list[list[int]], labels: list[int], pad_id: int, types: Any) -> Any:
         widths.append(max(len(ids) for ids in batch_ids))
-        return original(batch_ids, labels, pad_id)
+        return original(batch_ids, labels, pad_id, types)
 
-    monkeypatch.setattr(train_loop, "collate", spy)
+    monkeypatch.setattr(batching, "collate", spy)
     _train(_hp(epochs=1, max_seq_length=8), data)
     assert max(widths) == 8
     assert max(len(ids) for ids in data.train_ids) > 8
@@ -186,7 +194,7 @@ def test_divergence_stops_early_with_valid_metrics(
         model.register_forward_hook(hook)
         return model
 
-    monkeypatch.setattr(train_loop, "build_model", poisoned)
+    monkeypatch.setattr(trial_run, "build_model", poisoned)
     reports = _train(_hp(epochs=3), data)
     assert len(reports) == 1  # stopped after the epoch that diverged
     metrics = reports[0]
@@ -244,7 +252,7 @@ def test_two_process_gloo_ddp_reports_identical_metrics(
     assert len(ranks[0]) == 2
     assert ranks[0] == ranks[1]
     for metrics in ranks[0]:
-        final = DEPLOY_KEYS if metrics is ranks[0][-1] else ()
+        final = FINAL if metrics is ranks[0][-1] else ()
         assert set(metrics) == {*EVERY_REPORT, *final}
         assert 0.0 <= metrics["eval_accuracy"] <= 1.0
         assert math.isfinite(metrics["train_loss"])
