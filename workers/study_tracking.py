@@ -58,7 +58,11 @@ def finish_trackers(
         return
     from workers.mlflow_runs import StudyOutcome
 
-    counts, best, values = _trial_summary(storage, stored)
+    try:
+        counts, best, values = _trial_summary(storage, stored)
+    except Exception:  # the study's outcome stands; its run gets the status without a summary
+        log.warning("could not summarise the trials for the trackers", exc_info=True)
+        counts, best, values = {}, None, {}
     result = StudyOutcome(outcome[0], outcome[1], counts, best, values)
     for tracker in trackers:
         tracker.finish(result, best_model)
