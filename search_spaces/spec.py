@@ -38,6 +38,7 @@ from search_spaces.paths import (
 from search_spaces.registry import BUILTIN_DATASETS, BUILTIN_MODELS
 from search_spaces.rules import TASK_OPTIONS, dataset_problem, metric_problem, option_problem
 from search_spaces.tasks import DEFAULT_TASK, TaskInfo, task_info
+from search_spaces.tracking import URI_LOC, Tracking, TrackingPolicy, resolve_tracking
 from search_spaces.tunables import TUNABLES, Tunable, metric_directions
 
 MAX_NAME_CHARS = 100
@@ -45,6 +46,7 @@ MAX_COLUMN_CHARS = 256
 MAX_EPOCHS = 100
 MODEL_PARAM = "model"  # the search-space name of the model dimension (not a tunable)
 POLICY_KEY = "path_policy"  # the validation context entry holding the server's PathPolicy
+TRACKING_KEY = "tracking_policy"  # ... and the one holding its TrackingPolicy
 
 
 class _Strict(BaseModel):
@@ -324,6 +326,7 @@ class StudySpec(_Strict):
         default_factory=list, description="Configurations to try first, in this order."
     )
     warm_start: WarmStart | None = None
+    tracking: Tracking = Field(default_factory=Tracking)
 
     @field_validator("name")
     @classmethod
@@ -341,6 +344,19 @@ class StudySpec(_Strict):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
         return algorithm
+
+    @field_validator("tracking")
+    @classmethod
+    def _allowed_tracking(cls, tracking: Tracking, info: ValidationInfo) -> Tracking:
+        context = info.context if isinstance(info.context, dict) else {}
+        policy = context.get(TRACKING_KEY)
+        if not isinstance(policy, TrackingPolicy) or tracking.mlflow is None:
+            return tracking  # a stored spec (resolved at submit), or a local check by the CLI
+        problem, uri = resolve_tracking(tracking, policy)
+        if problem:
+            raise FieldError(URI_LOC, problem)
+        tracking.mlflow.tracking_uri = uri
+        return tracking
 
     @field_validator("search_space")
     @classmethod
@@ -635,14 +651,17 @@ class SpecError(ValueError):
         self.problems = problems
 
 
-def validate_spec(data: Any, policy: PathPolicy | None = None) -> StudySpec:
+def validate_spec(
+    data: Any, policy: PathPolicy | None = None, tracking: TrackingPolicy | None = None
+) -> StudySpec:
     """Validate a parsed spec; raises ``SpecError`` listing each bad field and its reason.
 
     ``policy`` (the server's data and model roots) confines local paths; without it (a stored,
-    already checked spec, or a local check) paths need only exist.
+    already checked spec, or a local check) paths need only exist. ``tracking`` (the server's
+    default tracking URI and allowed hosts) checks a tracking URI and fills in the default.
     """
     try:
-        return StudySpec.model_validate(data, context={POLICY_KEY: policy})
+        return StudySpec.model_validate(data, context={POLICY_KEY: policy, TRACKING_KEY: tracking})
     except FieldError as exc:
         raise SpecError([Problem(exc.loc, exc.reason)]) from None
     except ValidationError as exc:

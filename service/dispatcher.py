@@ -14,6 +14,7 @@ from search_spaces.protocol import (
     OUTCOME_PREFIX,
     PLACEMENT_TIMEOUT_ENV,
     RESULTS_DIR_ENV,
+    ray_job_id,
 )
 from service.ray_head import RayEndpoint
 
@@ -95,7 +96,7 @@ class RayJobDispatcher:
         return str(
             self._client.submit_job(
                 entrypoint=entrypoint,
-                submission_id=f"hpo-{study_id}-{attempt}",
+                submission_id=ray_job_id(study_id, attempt),
                 runtime_env={"env_vars": env},
                 metadata={"hpo_study_id": study_id, "attempt": str(attempt)},
             )

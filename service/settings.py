@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from search_spaces.tracking import LOOPBACK_HOSTS, TrackingPolicy
 from service.auth.principal import is_loopback
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -51,6 +52,11 @@ class Settings(BaseSettings):
         description="Seconds a /best answer is served again to other readers (0: off). A "
         "finished study's answer is always exact; a running study's may lag this long.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The service's URL as users reach it, for links to studies (optuna-dashboard, "
+        "MLflow). Default: the URL a study was submitted to.",
+    )
     dashboard_public_url: str | None = Field(
         default=None, description="Ray dashboard URL to show users, if it differs."
     )
@@ -66,6 +72,16 @@ class Settings(BaseSettings):
         default_factory=lambda: [Path.cwd()],
         description="Directories a spec's local model directories must lie in (env: a JSON "
         "list). Default: the server's working directory.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking server of studies whose spec has tracking.mlflow without a "
+        "tracking_uri (credentials: MLFLOW_TRACKING_TOKEN etc. on the workers, never here).",
+    )
+    tracking_hosts: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK_HOSTS),
+        description="Hosts a spec's http(s) tracking_uri may name (env: a JSON list). Default: "
+        "the loopback names.",
     )
     max_body_bytes: int = Field(
         default=1024 * 1024,
@@ -187,6 +203,10 @@ class Settings(BaseSettings):
             "limit_concurrency": self.max_connections,
             "timeout_keep_alive": 5,
         }
+
+    def tracking_policy(self) -> TrackingPolicy:
+        """Where a spec's tracking URI may point."""
+        return TrackingPolicy(self.mlflow_tracking_uri, tuple(self.tracking_hosts))
 
     @property
     def auth_enabled(self) -> bool:

@@ -20,6 +20,7 @@ from service.local_server import (
     start_server,
     stop_server,
 )
+from tests.mlflow_server import MlflowServer
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -67,6 +68,40 @@ def attached_server(
         yield running
     finally:
         stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real MLflow tracking server (SQLite, local artifacts) on a loopback port; it starts at
+    once and tests call ``ready()`` before using it (so it boots while the service does)."""
+    tracking = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    tracking.start()
+    yield tracking
+    tracking.stop()
+
+
+TRACKED_EXPERIMENT = "hpo-tests"
+
+
+@pytest.fixture(scope="session")
+def tracked_study(mlflow_server: MlflowServer, server: Server, api: httpx.Client) -> dict[str, Any]:
+    """A finished toy study tracked in MLflow (experiment ``TRACKED_EXPERIMENT``), objective
+    eval_f1, 4 ranked configurations of 3 epochs under ASHA (the later ones PRUNED): what the
+    MLflow test reads back and the browser test shows in optuna-dashboard and the MLflow UI."""
+    spec = toy_spec(
+        "sst2-toy",
+        n_trials=4,
+        epochs=3,
+        objective={"metric": "eval_f1"},
+        scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
+        points_to_evaluate=ranked_points(4),
+        tracking={
+            "mlflow": {"tracking_uri": mlflow_server.ready(), "experiment": TRACKED_EXPERIMENT}
+        },
+    )
+    study = wait_final(api, submit(api, spec), timeout_s=300)
+    assert study["status"] == "SUCCEEDED", study["status_reason"]
+    return study
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,9 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     from workers.overhead import import_tensorboardx_without_torch
     from workers.schedulers import make_scheduler
     from workers.search import RecordingOptunaSearch
+    from workers.study_outcome import attempt_outcome
     from workers.study_source import load_study
+    from workers.study_tracking import finish_trackers, make_trackers
     from workers.trainable import TrialContext, run_trial, trial_resources
 
     stored = load_study(database_url, study_id)
@@ -94,7 +96,9 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
         str(results_dir / f"study-{study_id}"),
         str(artifacts) if artifacts is not None else None,
     )
-    callbacks: list[Any] = [events]  # the keeper after events: a failure is told Optuna first
+    trackers = make_trackers(stored, attempt, storage, searcher, writer)
+    # The keeper and the trackers after events: a failure is told Optuna first.
+    callbacks: list[Any] = [events, *trackers]
     if artifacts is not None:
         callbacks.append(BestModelKeeper(storage, stored.optuna_study_name, artifacts))
     trainable = tune.with_resources(
@@ -129,28 +133,21 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     started = time.monotonic()
     grid = tuner.fit()
     searcher.finish_pending("stopped: the experiment ended before the trial finished")
+    best_model = _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts, spec)
+    outcome = (
+        (False, deadline.reason(spec))
+        if deadline.missed
+        else attempt_outcome(
+            [grid[i] for i in range(len(grid))],
+            spent,
+            failed_before + events.failed if stopper.stop_all() else None,
+            failure_limit,
+            time_left is not None and time.monotonic() - started >= time_left - 1,
+        )
+    )
+    finish_trackers(trackers, storage, stored, outcome, best_model)
     writer.close()
-    _keep_best_model(storage, stored.optuna_study_name, study_id, artifacts, spec)
-    results = [grid[i] for i in range(len(grid))]
-    completed = sum(1 for r in results if r.error is None)
-    failed = len(results) - completed
-    if deadline.missed:
-        return False, deadline.reason(spec)
-    if stopper.stop_all():
-        return False, (
-            f"study failed: {failed_before + events.failed} trials failed "
-            f"(budget.max_failed_trials = {failure_limit})"
-        )
-    if completed == 0 and spent == 0:
-        errors = [str(r.error).strip().splitlines()[-1] for r in results if r.error is not None]
-        last = errors[-1] if errors else "no trial ran"
-        return False, f"study failed: all {len(results)} trials failed (last error: {last[:300]})"
-    if time_left is not None and time.monotonic() - started >= time_left - 1:
-        return True, (
-            f"study finished: time budget reached after {spent + completed} trials "
-            f"({failed} failed in this attempt)"
-        )
-    return True, f"study finished: {spent + completed} trials completed, {failed} failed"
+    return outcome
 
 
 def _artifacts_dir(spec: Any, results_dir: Path, study_id: str) -> Path | None:
@@ -165,10 +162,10 @@ def _artifacts_dir(spec: Any, results_dir: Path, study_id: str) -> Path | None:
 
 def _keep_best_model(
     storage: Any, study_name: str, study_id: str, artifacts: Path | None, spec: Any
-) -> None:
-    """Keep only the best trial's model, as ``best/`` (never fails the study)."""
+) -> Path | None:
+    """Keep only the best trial's model, as ``best/`` (never fails the study); returns it."""
     if artifacts is None:
-        return
+        return None
     from workers.artifacts import keep_best
     from workers.tasks import task_for
 
@@ -180,8 +177,10 @@ def _keep_best_model(
     try:
         kept = keep_best(storage, study_name, study_id, artifacts, task)
         log.info("best model: %s", kept or "none saved")
+        return kept
     except Exception:
         log.warning("could not keep the best model", exc_info=True)
+        return None
 
 
 def _spent_budget(storage: Any, study_name: str) -> tuple[int, int]:

@@ -51,6 +51,7 @@ class RecordingOptunaSearch(OptunaSearch):
         self._default_epochs = default_epochs
         self._expected_epochs: dict[str, int] = {}
         self._reported_steps: dict[str, int] = {}  # the last step told Optuna, per trial
+        self._states: dict[str, str] = {}  # the state each finished trial was told with
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """Ask Optuna for a configuration; link the Tune trial and the Optuna trial both ways."""
@@ -66,6 +67,11 @@ class RecordingOptunaSearch(OptunaSearch):
         """The Optuna trial number of a Tune trial."""
         trial = self._ot_trials.get(trial_id)
         return trial.number if trial is not None else None
+
+    def trial_state(self, trial_id: str) -> str | None:
+        """The Optuna state a finished Tune trial was told with (COMPLETE, PRUNED or FAIL), or
+        None while it runs."""
+        return self._states.get(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Record the epoch's objective (as an intermediate value) and all metrics.
@@ -90,6 +96,8 @@ class RecordingOptunaSearch(OptunaSearch):
                 return
             if not error:
                 self._report_last_step(trial_id, result)
+        if trial_id not in self._completed_trials:
+            self._states[trial_id] = "FAIL" if error else "COMPLETE"
         super().on_trial_complete(trial_id, result=result, error=error)
 
     def _report_last_step(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -122,6 +130,7 @@ class RecordingOptunaSearch(OptunaSearch):
             if isinstance(self.metric, str) and self.metric in result:
                 trial.report(float(result[self.metric]), step)
             self._ot_study.tell(trial, state=TrialState.PRUNED)
+            self._states[trial_id] = "PRUNED"
         except Exception:
             log.warning("could not mark trial %s pruned", trial_id, exc_info=True)
         self._completed_trials.add(trial_id)
@@ -131,6 +140,7 @@ class RecordingOptunaSearch(OptunaSearch):
         trial = self._ot_trials.get(trial_id)
         if trial is None or trial_id in self._completed_trials:
             return
+        self._states[trial_id] = "FAIL"
         try:
             trial.set_user_attr("error", error_text[-4000:])
         except Exception:

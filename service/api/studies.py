@@ -9,7 +9,6 @@ from typing import Annotated
 import optuna
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from optuna.study import StudyDirection
 from pydantic import BaseModel
 
 from search_spaces.loader import SpecSyntaxError, SpecTooLarge, parse_text
@@ -32,6 +31,7 @@ from service.deps import (
 )
 from service.dispatcher import Dispatcher
 from service.lifecycle import Conflict, Gone
+from service.optuna_study import create_optuna_study
 from service.request_guards import YAML_TYPES, media_type, read_body
 from service.schemas import StudiesPublic, StudyPublic, StudyStatus, TransitionPublic, study_public
 from service.store import EventStore, StudyRecord, StudyStore, TrialQueries
@@ -69,7 +69,10 @@ async def create_study(
     must fit on a fixed cluster)."""
     spec = await _checked_spec(request, principal)
     await run_in_threadpool(resolve_warm_start, spec, store, trials, principal)
-    study = await run_in_threadpool(_create, store, storage, spec, principal.tenant)
+    public_url = request.app.state.settings.public_url or str(request.base_url)
+    study = await run_in_threadpool(
+        _create, store, storage, spec, principal.tenant, public_url.rstrip("/")
+    )
     monitor.wake()
     return await run_in_threadpool(view_study, study, trials, dispatcher)
 
@@ -110,7 +113,7 @@ async def _checked_spec(request: Request, principal: Principal) -> StudySpec:
     except SpecSyntaxError as exc:
         raise HTTPException(400, str(exc)) from None
     policy = PathPolicy.of(settings.data_roots, settings.model_roots)
-    spec = await run_in_threadpool(validate_spec, data, policy)
+    spec = await run_in_threadpool(validate_spec, data, policy, settings.tracking_policy)
     quota = await run_in_threadpool(request.app.state.quotas.of, principal.tenant)
     if problems := quota_problems(spec, principal.tenant, quota):
         raise SpecError(problems)
@@ -255,16 +258,12 @@ def view_study(
 
 
 def _create(
-    store: StudyStore, storage: optuna.storages.BaseStorage, spec: StudySpec, tenant: str
+    store: StudyStore,
+    storage: optuna.storages.BaseStorage,
+    spec: StudySpec,
+    tenant: str,
+    public_url: str,
 ) -> StudyRecord:
-    data = spec.model_dump(mode="json")
-    study = store.create(spec.name, data, tenant=tenant)
-    optuna.create_study(
-        storage=storage,
-        study_name=study.optuna_study_name,
-        directions=[
-            StudyDirection.MAXIMIZE if o.direction == "maximize" else StudyDirection.MINIMIZE
-            for o in spec.goals
-        ],
-    )
+    study = store.create(spec.name, spec.model_dump(mode="json"), tenant=tenant)
+    create_optuna_study(storage, study.optuna_study_name, spec, f"{public_url}/studies/{study.id}")
     return study

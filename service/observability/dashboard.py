@@ -10,7 +10,8 @@ under ``/dashboard/static/`` and a one-line shim (a same-origin script, allowed 
 Content-Security-Policy) that prefixes the app's ``/api/`` calls with ``/dashboard``.
 
 The mount is read-only: optuna-dashboard's API can also create, rename and delete studies and
-tell trials, which would change studies behind the service's back; those calls get a 405.
+tell trials, which would change studies behind the service's back; those calls get a 405, and
+the page does not offer them (``dashboard_page``: the buttons hidden, the reason shown).
 """
 
 from __future__ import annotations
@@ -27,21 +28,13 @@ from starlette.types import Receive, Scope, Send
 
 from service.auth.principal import authenticate
 from service.client_numbers import MAX_ROW_ID, row_id
+from service.observability.dashboard_page import PREFIX, SHIM, SHIM_PATH, rewrite_page
 
-PREFIX = "/dashboard"
-SHIM_PATH = "/hpo-api-prefix.js"
-SHIM = b"""// optuna-dashboard calls its API at /api/...; here it is mounted under /dashboard.
-(function () {
-  var fetch = window.fetch.bind(window);
-  window.fetch = function (input, init) {
-    if (typeof input === "string" && input.indexOf("/api/") === 0) input = "/dashboard" + input;
-    return fetch(input, init);
-  };
-})();
-"""
 _OWN_PATHS = ("/api/", "/static/")
 _API_PREFIX = PREFIX + "/api/"
 _READ_METHODS = ("GET", "HEAD")
+_CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
+_PAGE_VALIDATORS = ("content-length", "etag", "last-modified", "cache-control")
 READ_ONLY = b"the dashboard is read-only here: change studies through the service's API"
 
 log = logging.getLogger(__name__)
@@ -135,8 +128,14 @@ class _PrefixedDashboard:
             return [SHIM]
         if path.startswith(_OWN_PATHS):
             return self._app(environ, start_response)
-        # Every other path is a page of the app: its own /dashboard/... route.
-        environ = {**environ, "SCRIPT_NAME": "", "PATH_INFO": PREFIX + path.rstrip("/")}
+        # Every other path is a page of the app: its own /dashboard/... route. The page is
+        # rewritten, so optuna-dashboard's validators (of its index.html) do not describe it:
+        # no conditional requests, no validators, and browsers revalidate it every time.
+        environ = {
+            **{k: v for k, v in environ.items() if k not in _CONDITIONAL},
+            "SCRIPT_NAME": "",
+            "PATH_INFO": PREFIX + path.rstrip("/"),
+        }
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -152,22 +151,11 @@ class _PrefixedDashboard:
         status, headers = captured["status"], captured["headers"]
         content_type = dict((k.lower(), v) for k, v in headers).get("content-type", "")
         if status.startswith("200") and content_type.startswith("text/html"):
-            body = _rewrite_page(body)
-            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-            headers.append(("Content-Length", str(len(body))))
+            body = rewrite_page(body)
+            headers = [(k, v) for k, v in headers if k.lower() not in _PAGE_VALIDATORS]
+            headers += [("Content-Length", str(len(body))), ("Cache-Control", "no-cache")]
         start_response(status, headers)
         return [body]
-
-
-def _rewrite_page(html: bytes) -> bytes:
-    script = b'<script defer src="/static/'
-    if script not in html:
-        log.warning("optuna-dashboard's page has no %s: not rewritten", script.decode())
-    return html.replace(
-        script,
-        b'<script src="' + PREFIX.encode() + SHIM_PATH.encode() + b'"></script>\n    '
-        b'<script defer src="' + PREFIX.encode() + b"/static/",
-    )
 
 
 class _LogStream:

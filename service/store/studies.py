@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
+from search_spaces.protocol import optuna_study_name
 from service.db import studies_table as t
 from service.statuses import FINAL_STATES
 from service.store.events import EventStore, add_event
@@ -66,7 +67,7 @@ class StudyStore:
         row: dict[str, Any] = {
             "id": study_id,
             "name": name,
-            "optuna_study_name": f"hpo-{study_id}",
+            "optuna_study_name": optuna_study_name(name, study_id),
             "spec": spec,
             "status": "QUEUED",
             "status_reason": "submitted",

@@ -1,4 +1,5 @@
-"""The best trial's model: saved by each trial, only the best kept, served and exported.
+"""The best trial's model: saved by each trial, only the best kept, served, exported, and logged
+to MLflow.
 
 Real server, real local Ray, real tiny-BERT trials; the exported model is loaded with
 ``from_pretrained`` and must predict what the best trial recorded.
@@ -15,12 +16,14 @@ from typing import Any
 import httpx
 import pytest
 import torch
+from mlflow import MlflowClient
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from typer.testing import CliRunner, Result
 
 from search_spaces.spec import Dataset
 from service.cli import app
 from tests.conftest import Server, toy_spec, wait_final
+from tests.mlflow_server import MlflowServer
 from workers.data import load_text_data, tokenize
 from workers.tiny_bert import build_tiny_bert_tokenizer
 
@@ -56,9 +59,11 @@ def hpo(server: Server, *args: str) -> Result:
 
 
 @pytest.fixture(scope="module")
-def study(api: httpx.Client) -> dict[str, Any]:
-    """The tiny-BERT study, checked while it is not finished, then followed to its end."""
-    response = api.post("/studies", json=SPEC)
+def study(api: httpx.Client, mlflow_server: MlflowServer) -> dict[str, Any]:
+    """The tiny-BERT study (tracked in MLflow, experiment: its name), checked while it is not
+    finished, then followed to its end."""
+    tracking = {"mlflow": {"tracking_uri": mlflow_server.ready()}}
+    response = api.post("/studies", json={**SPEC, "tracking": tracking})
     assert response.status_code == 201, response.text
     study_id = response.json()["id"]
     early = api.get(f"/studies/{study_id}/best/artifact")
@@ -154,6 +159,43 @@ def test_export_loads_offline_and_predicts_like_the_best_trial(
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     predicted = ",".join(str(label) for label in logits.argmax(dim=-1).tolist())
+    assert predicted == best["metrics"]["eval_predictions_head"]
+
+
+def test_the_best_model_is_in_mlflow_and_predicts_like_the_best_trial(
+    mlflow_server: MlflowServer, study: dict[str, Any], best: dict[str, Any]
+) -> None:
+    """Logged with the study's MLflow run in the transformers flavour: the pipeline MLflow loads
+    predicts the eval examples as the best trial did."""
+    import mlflow
+
+    uri = mlflow_server.ready()
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(SPEC["name"])  # the default: the study's name
+    assert experiment is not None
+    (parent,) = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`hpo.study_id` = '{study['id']}' and tags.`hpo.kind` = 'study'",
+    )
+    assert parent.data.tags["hpo.best_trial_number"] == str(best["number"])
+    assert "hpo_trial.json" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    models = client.search_logged_models(
+        experiment_ids=[experiment.experiment_id],
+        filter_string=f"source_run_id = '{parent.info.run_id}'",
+    )
+    assert [m.name for m in models] == ["best_model"]
+    mlflow.set_tracking_uri(uri)
+    model_uri = f"models:/{models[0].model_id}"
+    assert mlflow.models.get_model_info(model_uri).flavors["transformers"]["task"] == (
+        "text-classification"
+    )
+    pipeline = mlflow.transformers.load_model(model_uri)
+    data = load_text_data(
+        Dataset(name="synthetic-sentiment"), MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES, seed=0
+    )
+    labels = pipeline.model.config.label2id
+    answers = pipeline(data.eval_texts[:8], truncation=True)
+    predicted = ",".join(str(labels[answer["label"]]) for answer in answers)
     assert predicted == best["metrics"]["eval_predictions_head"]
 
 

@@ -73,7 +73,7 @@ def test_submit_json_then_read(client: TestClient) -> None:
     body = created.json()
     assert body["status"] == "QUEUED" and body["name"] == "api-unit"
     assert body["spec"]["objective"] == {"metric": "eval_accuracy", "direction": "maximize"}
-    assert body["optuna_study_name"] == f"hpo-{body['id']}"
+    assert body["optuna_study_name"] == f"api-unit-{body['id']}"
     read = client.get(f"/studies/{body['id']}")
     assert read.status_code == 200
     assert read.json()["id"] == body["id"]

@@ -304,6 +304,18 @@ def test_dashboard_page_loads_its_script_and_api_under_the_mount(local: TestClie
     assert "${this.baseURL}/api/studies" in bundle.text
 
 
+def test_dashboard_page_hides_the_write_controls_and_says_why(local: TestClient) -> None:
+    first = local.get("/dashboard/")
+    assert 'button[aria-label="delete study"]' in first.text and "display: none" in first.text
+    assert '<div id="hpo-read-only" role="note">Read-only here' in first.text
+    # The page is rewritten: optuna-dashboard's validators of its own file must not come along
+    # (a browser holding the unrewritten page would keep it), nor answer a conditional GET.
+    assert "etag" not in first.headers and "last-modified" not in first.headers
+    assert first.headers["cache-control"] == "no-cache"
+    again = local.get("/dashboard/", headers={"If-None-Match": "*", "If-Modified-Since": "x"})
+    assert again.status_code == 200 and again.text == first.text
+
+
 def test_dashboard_api_reads_the_service_database(local: TestClient) -> None:
     study_id = local.post("/studies", json=SPEC).json()["id"]
     name = local.get(f"/studies/{study_id}").json()["optuna_study_name"]
