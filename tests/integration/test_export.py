@@ -108,6 +108,9 @@ def test_every_trial_saved_and_only_the_best_is_kept(
         "trial_number": best["number"],
         "value": best["value"],
         "params": best["params"],
+        "task": "classification",
+        "model": "tiny-bert",
+        "auto_class": "AutoModelForSequenceClassification",
     }
     saved = sum(p.stat().st_size for p in kept.iterdir() if p.name != "hpo_trial.json")
     assert saved == best["metrics"]["checkpoint_bytes"]

@@ -121,6 +121,7 @@ WRONG_TYPES: dict[str, Any] = {
     "search_space": ["learning_rate"],
     "points_to_evaluate": {"learning_rate": 1e-4},
     "warm_start": "abc",
+    "tracking": ["mlflow"],
     "surprise": 1,
 }
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.test_api import RecordingDispatcher
+from tests.service.test_api import IN_PROCESS_HOSTS, RecordingDispatcher
 
 DEFAULT_URI = "http://127.0.0.1:5999"
 SPEC: dict[str, Any] = {
@@ -35,6 +35,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         mlflow_tracking_uri=DEFAULT_URI,
         tracking_hosts=["127.0.0.1", "mlflow.internal"],
         public_url="https://hpo.example.org/",
+        allowed_hosts=IN_PROCESS_HOSTS,
     )
     with TestClient(create_app(settings, RecordingDispatcher())) as test_client:
         yield test_client
