@@ -189,21 +189,6 @@ def _read_rows(path: str, dataset: Dataset) -> Iterator[tuple[int, dict[str, Any
             yield reader.line_num, dict(zip(header, fields, strict=False))
 
 
-def _read_file(path: str, dataset: Dataset) -> tuple[list[str], list[Any]]:
-    """Texts and raw labels of one file; a missing column is a ValueError."""
-    texts: list[str] = []
-    labels: list[Any] = []
-    for number, row in _read_rows(path, dataset):
-        for column in (dataset.text_column, dataset.label_column):
-            if row.get(column) is None:
-                raise ValueError(f"column {column!r} is missing in {path} (line {number})")
-        texts.append(str(row[dataset.text_column]).strip())
-        labels.append(row[dataset.label_column])
-    if not texts:
-        raise ValueError(f"no rows in {path}")
-    return texts, labels
-
-
 def _as_int(value: Any) -> int | None:
     """The value as an int if it is one (or a string or float holding one), else None."""
     if isinstance(value, bool):
@@ -274,36 +259,23 @@ def load_text_data(
     Raises:
         ValueError: A file lacks a column, has no rows, or is too small to split.
     """
-    if dataset.name is not None:
-        if dataset.name != SYNTHETIC:
-            raise ValueError(f"unknown built-in dataset {dataset.name!r}")
-        data = synthetic_sentiment(
-            n_train=max(2048, max_train_samples or 0), n_eval=max(256, max_eval_samples or 0),
-            seed=seed,
-        )  # fmt: skip
-        train_texts, train_raw = data.train_texts, list(data.train_labels)
-        eval_texts, eval_raw = data.eval_texts, list(data.eval_labels)
-        names = data.label_names
-    else:
-        assert dataset.train is not None  # guaranteed by the Dataset validator
-        train_texts, raw_train = _read_file(dataset.train, dataset)
-        if dataset.eval is not None:
-            eval_texts, raw_eval = _read_file(dataset.eval, dataset)
-        else:
-            # Hold out a seeded random share of the training rows.
-            if len(train_texts) < 2:
-                raise ValueError(f"{dataset.train} needs at least 2 rows to split off eval")
-            order = list(range(len(train_texts)))
-            random.Random(seed).shuffle(order)
-            n_eval = min(len(order) - 1, max(1, round(dataset.eval_fraction * len(order))))
-            held, kept = sorted(order[:n_eval]), sorted(order[n_eval:])
-            eval_texts, raw_eval = [train_texts[i] for i in held], [raw_train[i] for i in held]
-            train_texts, raw_train = [train_texts[i] for i in kept], [raw_train[i] for i in kept]
-        encoded, names = encode_labels([*raw_train, *raw_eval])
-        train_raw, eval_raw = encoded[: len(raw_train)], encoded[len(raw_train) :]
-    train_texts, train_labels = _subsample(train_texts, train_raw, max_train_samples, seed)
-    eval_texts, eval_labels = _subsample(eval_texts, eval_raw, max_eval_samples, seed + 1)
-    return TextData(train_texts, train_labels, eval_texts, eval_labels, names)
+    if dataset.name is None:  # files: read as the classification task reads them
+        from workers.tasks.classification import ClassificationTask
+
+        return ClassificationTask().load(dataset, max_train_samples, max_eval_samples, seed)
+    if dataset.name != SYNTHETIC:
+        raise ValueError(f"unknown built-in dataset {dataset.name!r}")
+    data = synthetic_sentiment(
+        n_train=max(2048, max_train_samples or 0), n_eval=max(256, max_eval_samples or 0),
+        seed=seed,
+    )  # fmt: skip
+    train_texts, train_labels = _subsample(
+        data.train_texts, data.train_labels, max_train_samples, seed
+    )
+    eval_texts, eval_labels = _subsample(
+        data.eval_texts, data.eval_labels, max_eval_samples, seed + 1
+    )
+    return TextData(train_texts, train_labels, eval_texts, eval_labels, data.label_names)
 
 
 def tokenize(data: TextData, tokenizer: Any, max_length: int) -> TokenizedData:

@@ -5,6 +5,7 @@ server, a bad row found while loading, and a task plugin installed and run."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -193,11 +194,13 @@ def test_a_bad_row_found_while_loading_fails_naming_file_and_line(
 
 
 @pytest.fixture(scope="module")
-def plugin() -> Iterator[None]:
-    """The test plugin package installed into this environment (not editable), then removed."""
+def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The test plugin package installed into this environment (not editable, built from a copy
+    so the checkout stays clean), then removed."""
+    source = shutil.copytree(PLUGIN, tmp_path_factory.mktemp("plugin") / PLUGIN.name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
-        [*pip, "install", "--no-deps", "--no-build-isolation", "--no-index", str(PLUGIN)],
+        [*pip, "install", "--no-deps", "--no-build-isolation", "--no-index", str(source)],
         check=True, capture_output=True,
     )  # fmt: skip
     try:

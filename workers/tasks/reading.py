@@ -26,7 +26,7 @@ def table_rows(path: str, dataset: Dataset, columns: Sequence[str]) -> list[dict
     for number, row in _read_rows(path, dataset):
         for column in columns:
             if row.get(column) is None:
-                raise ValueError(f"{path}, line {number}: column {column!r} is missing")
+                raise ValueError(f"column {column!r} is missing in {path} (line {number})")
         rows.append({"line": number, **{c: row[c] for c in columns}})
     if not rows:
         raise ValueError(f"{path}: no rows")
