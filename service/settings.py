@@ -204,6 +204,7 @@ class Settings(BaseSettings):
             "timeout_keep_alive": 5,
         }
 
+    @property
     def tracking_policy(self) -> TrackingPolicy:
         """Where a spec's tracking URI may point."""
         return TrackingPolicy(self.mlflow_tracking_uri, tuple(self.tracking_hosts))
