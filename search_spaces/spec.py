@@ -47,6 +47,7 @@ MAX_EPOCHS = 100
 MODEL_PARAM = "model"  # the search-space name of the model dimension (not a tunable)
 POLICY_KEY = "path_policy"  # the validation context entry holding the server's PathPolicy
 TRACKING_KEY = "tracking_policy"  # ... and the one holding its TrackingPolicy
+FILES_KEY = "check_files"  # ... and whether to read the data files' first rows (at submit)
 
 
 class _Strict(BaseModel):
@@ -271,10 +272,11 @@ class Task(_Strict):
         return name
 
     @model_validator(mode="after")
-    def _dataset_fits(self) -> Task:
-        problem = dataset_problem(self.info, self.dataset, self.model) or file_problem(
-            self.info, self.dataset
-        )
+    def _dataset_fits(self, info: ValidationInfo) -> Task:
+        problem = dataset_problem(self.info, self.dataset, self.model)
+        context = info.context if isinstance(info.context, dict) else {}
+        if problem is None and context.get(FILES_KEY):  # not again for a stored spec
+            problem = file_problem(self.info, self.dataset)
         if problem:
             raise FieldError(("task", *problem[0]), problem[1])
         return self
@@ -652,16 +654,22 @@ class SpecError(ValueError):
 
 
 def validate_spec(
-    data: Any, policy: PathPolicy | None = None, tracking: TrackingPolicy | None = None
+    data: Any,
+    policy: PathPolicy | None = None,
+    tracking: TrackingPolicy | None = None,
+    check_files: bool = False,
 ) -> StudySpec:
     """Validate a parsed spec; raises ``SpecError`` listing each bad field and its reason.
 
     ``policy`` (the server's data and model roots) confines local paths; without it (a stored,
     already checked spec, or a local check) paths need only exist. ``tracking`` (the server's
     default tracking URI and allowed hosts) checks a tracking URI and fills in the default.
+    ``check_files`` reads the first rows of the data files (headers, labels, tags): at submit and
+    in ``hpo validate``, not again for a stored spec.
     """
     try:
-        return StudySpec.model_validate(data, context={POLICY_KEY: policy, TRACKING_KEY: tracking})
+        context = {POLICY_KEY: policy, TRACKING_KEY: tracking, FILES_KEY: check_files}
+        return StudySpec.model_validate(data, context=context)
     except FieldError as exc:
         raise SpecError([Problem(exc.loc, exc.reason)]) from None
     except ValidationError as exc:

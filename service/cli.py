@@ -107,7 +107,7 @@ def validate(
         finally:
             client.close()
     try:
-        spec = validate_spec(parse_text(text, yaml_syntax=yaml_syntax))
+        spec = validate_spec(parse_text(text, yaml_syntax=yaml_syntax), check_files=True)
     except (SpecSyntaxError, SpecError) as exc:
         raise Failure(f"{file}: {exc}") from None
     out.print(f"{file}: valid offline ({spec.task.type}, {spec.algorithm}, "

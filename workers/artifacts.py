@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRIALS_DIR = "trials"
-PREDICTIONS_HEAD = 8  # eval examples whose predicted labels a trial records
 # Metrics a saving trial adds to its last report (stored with its other metrics).
 ARTIFACT_KEYS = ("eval_predictions_head", "checkpoint_bytes")
 

@@ -113,7 +113,9 @@ async def _checked_spec(request: Request, principal: Principal) -> StudySpec:
     except SpecSyntaxError as exc:
         raise HTTPException(400, str(exc)) from None
     policy = PathPolicy.of(settings.data_roots, settings.model_roots)
-    spec = await run_in_threadpool(validate_spec, data, policy, settings.tracking_policy)
+    spec = await run_in_threadpool(
+        validate_spec, data, policy, settings.tracking_policy, check_files=True
+    )
     quota = await run_in_threadpool(request.app.state.quotas.of, principal.tenant)
     if problems := quota_problems(spec, principal.tenant, quota):
         raise SpecError(problems)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import torch
 from scipy.stats import pearsonr, spearmanr
+from seqeval.metrics import accuracy_score as seqeval_accuracy
 from seqeval.metrics import f1_score as entity_f1
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import (
@@ -179,6 +180,8 @@ def test_exported_models_reload_and_their_metrics_match_the_libraries(
     stsb = reported["stsb"]
     assert stsb["eval_pearson"] == pytest.approx(pearsonr(scores, labels).statistic, abs=1e-4)
     assert stsb["eval_spearman"] == pytest.approx(spearmanr(scores, labels).statistic, abs=1e-4)
+    mse = sum((s - y) ** 2 for s, y in zip(scores, labels.tolist(), strict=True)) / len(scores)
+    assert stsb["eval_mse"] == pytest.approx(mse, rel=1e-4)
 
     data, labels, logits = _rescored(server, finished["wnut17"], "wnut17")
     names = data.label_names
@@ -188,3 +191,6 @@ def test_exported_models_reload_and_their_metrics_match_the_libraries(
         gold.append([names[row_labels[i]] for i in words])
         tagged.append([names[row_predicted[i]] for i in words])
     assert reported["wnut17"]["eval_f1"] == pytest.approx(entity_f1(gold, tagged), abs=1e-9)
+    # Word-tag accuracy: most words are O, so this checks the gathered predictions word by word.
+    accuracy = reported["wnut17"]["eval_accuracy"]
+    assert accuracy == pytest.approx(seqeval_accuracy(gold, tagged), abs=1e-9)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
 IGNORED = -100  # the label of positions without one (sub-tokens, specials, padding)
+PREDICTIONS_HEAD = 8  # eval examples whose predictions a trial records (eval_predictions_head)
 
 
 class Task(ABC):
@@ -65,7 +66,7 @@ class Task(ABC):
 
     def head(self, predictions: list[list[float]], data: TokenizedData) -> str:
         """The first eval predictions as a short string (``eval_predictions_head``)."""
-        return ",".join(f"{row[0]:g}" for row in predictions[:8])
+        return ",".join(f"{row[0]:g}" for row in predictions[:PREDICTIONS_HEAD])
 
     def fit_length(self, data: TokenizedData, max_length: int) -> TokenizedData:
         """The data cut to a trial's ``max_seq_length`` (tokenised at the study's longest)."""
@@ -75,16 +76,16 @@ class Task(ABC):
         def cut(rows: list[list[int]]) -> list[list[int]]:
             return [truncate(ids, max_length, data.sep_id) for ids in rows]
 
-        def cut_like(rows: list[list[int]] | None, ids: list[list[int]]) -> Any:
+        def cut_types(rows: list[list[int]] | None) -> list[list[int]] | None:
+            # A pair's token types, cut like its ids (the last one, of the final [SEP], kept).
             if rows is None:
                 return None
-            return [r if len(r) <= max_length else [*r[: max_length - 1], r[len(i) - 1]]
-                    for r, i in zip(rows, ids, strict=True)]  # fmt: skip
+            return [r if len(r) <= max_length else [*r[: max_length - 1], r[-1]] for r in rows]
 
         return replace(
             data, train_ids=cut(data.train_ids), eval_ids=cut(data.eval_ids),
-            train_types=cut_like(data.train_types, data.train_ids),
-            eval_types=cut_like(data.eval_types, data.eval_ids), max_length=max_length,
+            train_types=cut_types(data.train_types), eval_types=cut_types(data.eval_types),
+            max_length=max_length,
         )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from search_spaces.tasks import BUILTIN_TASKS
 from workers.data import SYNTHETIC, TextData, TokenizedData, encode_labels, load_text_data
-from workers.tasks.base import SequenceTask
+from workers.tasks.base import PREDICTIONS_HEAD, SequenceTask
 from workers.tasks.metrics import classification_metrics
 
 if TYPE_CHECKING:
@@ -62,4 +62,4 @@ class ClassificationTask(SequenceTask):
         return classification_metrics(list(data.eval_labels), predicted)
 
     def head(self, predictions: list[list[float]], data: TokenizedData) -> str:
-        return ",".join(str(int(row[0])) for row in predictions[:8])
+        return ",".join(str(int(row[0])) for row in predictions[:PREDICTIONS_HEAD])

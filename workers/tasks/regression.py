@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from search_spaces.tasks import BUILTIN_TASKS
 from workers.data import TokenizedData
-from workers.tasks.base import SequenceTask
+from workers.tasks.base import PREDICTIONS_HEAD, SequenceTask
 from workers.tasks.metrics import regression_metrics
 
 if TYPE_CHECKING:
@@ -44,4 +44,4 @@ class RegressionTask(SequenceTask):
         return regression_metrics([float(y) for y in data.eval_labels], predicted)
 
     def head(self, predictions: list[list[float]], data: TokenizedData) -> str:
-        return ",".join(f"{row[0]:.3g}" for row in predictions[:8])
+        return ",".join(f"{row[0]:.3g}" for row in predictions[:PREDICTIONS_HEAD])
