@@ -18,7 +18,7 @@ import httpx
 import typer
 
 from service.client import DEFAULT_URL, ApiError, Client
-from service.commands import actions, keys, plots, reads, tenants  # noqa: F401
+from service.commands import actions, keys, plots, reads, tenants, whatif  # noqa: F401
 from service.commands.common import Failure, KeyOpt, UrlOpt, app, connect, out, read_text
 from service.commands.progress import follow
 from service.schemas import TrialsPublic

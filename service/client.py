@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from service.schemas import StudiesPublic, StudyPublic, TrialPublic, TrialsPublic
+from service.schemas import StudiesPublic, StudyPublic, TrialPublic, TrialsPublic, WhatIfPublic
 from service.statuses import FINAL_STATES
 
 FINAL_STATUSES = FINAL_STATES
@@ -117,6 +117,14 @@ class Client:
     def pareto(self, study_id: str) -> TrialsPublic:
         """The Pareto-optimal completed trials."""
         return TrialsPublic.model_validate(_json(self._http.get(f"/studies/{study_id}/pareto")))
+
+    def whatif(self, study_id: str, scheduler: dict[str, Any]) -> WhatIfPublic:
+        """What ``scheduler`` (the spec's ``scheduler`` settings) would have done to a finished
+        study: the trials it would stop, the compute saved, whether the best survives."""
+        body = {"scheduler": scheduler}
+        timeout = httpx.Timeout(30.0, read=180.0)  # the replay runs in a child process
+        found = self._http.post(f"/studies/{study_id}/whatif", json=body, timeout=timeout)
+        return WhatIfPublic.model_validate(_json(found))
 
     def cancel(self, study_id: str) -> StudyPublic:
         """Stop a queued or running study."""

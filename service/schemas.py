@@ -105,6 +105,33 @@ class HealthPublic(BaseModel):
     ray: bool
 
 
+class WhatIfPublic(BaseModel):
+    """What an early-stopping scheduler would have done to a finished study."""
+
+    study_id: str
+    scheduler: dict[str, Any] = Field(description="The scheduler replayed, defaults filled in")
+    metric: str = Field(description="The metric it compared trials on, per epoch")
+    direction: str
+    trials: int = Field(description="Trials replayed (those with at least one epoch)")
+    stopped_trials: list[int] = Field(
+        description="Numbers of the trials it would have stopped before their last recorded epoch"
+    )
+    epochs_run: int = Field(description="Trial-epochs it would have run")
+    epochs_study: int = Field(
+        description="Trial-epochs the study ran (a retried trial's last attempt)"
+    )
+    compute_saved_fraction: float = Field(description="1 - epochs_run / epochs_study")
+    best_kept: bool | None = Field(
+        description="Whether the study's best trial survives (null: no completed trial)"
+    )
+    best_trial: int | None = Field(
+        description="The best completed trial it lets run to its end (null: none)"
+    )
+    best_value: float | None
+    study_best_trial: int | None
+    study_best_value: float | None
+
+
 def study_public(
     study: StudyRecord,
     counts: dict[str, int],

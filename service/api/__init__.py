@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter
 
-from service.api import analysis, artifacts, cost, events, health, studies, tasks, trials
+from service.api import (
+    analysis,
+    artifacts,
+    cost,
+    events,
+    health,
+    studies,
+    tasks,
+    trials,
+    whatif,
+)
 
 # Included into the app one by one (each level of nested routers costs route matching on every
 # request), the hot reads (/best, /trials) first: routes are matched in order.
@@ -15,4 +25,5 @@ api_routers: tuple[APIRouter, ...] = (
     analysis.router,
     cost.router,
     tasks.router,
+    whatif.router,
 )

@@ -82,8 +82,8 @@ def test_every_study_endpoint_and_verb_is_404_for_another_tenant(
     submit(client, keys["a"])  # takes the one running slot: the next study stays QUEUED
     study_id = submit(client, keys["a"])
     routes = study_routes(client)
-    # read, delete, cancel, trials, best, artifact, events, pareto, cost, …
-    assert len(routes) == 10
+    # read, delete, cancel, trials, best, artifact, events, pareto, cost, whatif, …
+    assert len(routes) == 11
     for method, path in routes:
         url = path.replace("{study_id}", study_id)
         other = client.request(method, url, headers=keys["b"])
