@@ -164,13 +164,13 @@ def run_study(api: httpx.Client, spec: dict[str, Any], timeout_s: float) -> dict
 
 
 @contextlib.contextmanager
-def service(url: str | None) -> Iterator[str]:
-    """The given server, or a fresh local one (SQLite, a local Ray with 2 CPUs)."""
+def service(url: str | None, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The given server, or a fresh local one (SQLite, a local Ray with 2 CPUs, ``env``)."""
     if url:
         yield url
         return
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as root:
-        server = start_server(Path(root), f"sqlite:///{root}/bench.db")
+        server = start_server(Path(root), f"sqlite:///{root}/bench.db", env)
         try:
             yield server.url
         finally:

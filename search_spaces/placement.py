@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from search_spaces.registry import SIMULATED_MODELS
+
 if TYPE_CHECKING:
     from search_spaces.spec import StudySpec
 
@@ -23,7 +25,7 @@ class TrialDemand:
         """A study's trial: ``num_workers`` DDP workers, or one process for the toy objective
         (it has no model to distribute)."""
         resources = spec.resources_per_trial
-        workers = 1 if spec.task.model == "toy" else resources.num_workers
+        workers = 1 if spec.task.model in SIMULATED_MODELS else resources.num_workers
         return cls(workers, resources.cpus_per_worker, resources.gpus_per_worker)
 
     def describe(self) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from search_spaces.params import CategoricalParam
+from search_spaces.registry import SIMULATED_MODELS
+from search_spaces.replay import REPLAY_MODEL, table_names
 from search_spaces.tasks import DEFAULT_TASK, TaskInfo, registered_tasks
 from search_spaces.tunables import (
     TUNABLES,
@@ -55,10 +57,13 @@ def metric_problem(spec: StudySpec) -> Broken | None:
             return loc, (
                 f"task {info.name} does not report {metric}; its metrics: {', '.join(task_metrics)}"
             )
-    if spec.task.model == "toy":
+    if spec.task.model in SIMULATED_MODELS:
         for loc, metric in named:
             if metric in finetune_only_metrics():
-                return loc, f"{metric} is measured only by fine-tuning trials, not the toy model"
+                return loc, (
+                    f"{metric} is measured only by fine-tuning trials, not the "
+                    f"{spec.task.model} model"
+                )
     metric = spec.stopping_goal().metric
     if spec.scheduler.type != "none" and metric in final_only_metrics():
         return (
@@ -74,13 +79,13 @@ def option_problem(spec: StudySpec) -> Broken | None:
     for name in TASK_OPTIONS:
         if name in spec.task.model_fields_set and name in spec.task.hyperparameters:
             return ("task", "hyperparameters", name), f"given twice: also as task.{name}"
-    if spec.task.model == "toy":
+    if (model := spec.task.model) in SIMULATED_MODELS:
         if "model" in spec.search_space:
-            return ("search_space", "model"), "the toy objective has no model to choose"
+            return ("search_space", "model"), f"the {model} objective has no model to choose"
         for name, neutral in _MODEL_OPTIONS.items():
             for loc, value in possible_values(spec, name):
                 if value != neutral:
-                    return loc, f"{name}={value!r} needs a model; the toy objective has none"
+                    return loc, f"{name}={value!r} needs a model; the {model} objective has none"
     if spec.resources_per_trial.gpus_per_worker == 0:
         for loc, value in possible_values(spec, "precision"):
             if value == "fp16":
@@ -109,13 +114,19 @@ def dataset_problem(info: TaskInfo, dataset: Dataset, model: str) -> Broken | No
             return ("dataset", name), (
                 f"task {info.name} does not read {name}; it reads: {', '.join(info.dataset_fields)}"
             )
+    if (model == REPLAY_MODEL) != (dataset.name in table_names()):
+        if model == REPLAY_MODEL:
+            return ("dataset", "name"), (
+                f"the replay objective plays back a recorded table: {', '.join(table_names())}"
+            )
+        return ("dataset", "name"), f"{dataset.name} is a replay table: use it with model replay"
     if dataset.name is not None and info.name != DEFAULT_TASK:
         return ("dataset", "name"), (
             f"built-in dataset {dataset.name} is a classification set; task {info.name} needs "
             "train (and eval) files"
         )
-    if model == "toy" and info.name != DEFAULT_TASK:
-        return ("model",), f"the toy objective stands in for classification, not {info.name}"
+    if model in SIMULATED_MODELS and info.name != DEFAULT_TASK:
+        return ("model",), f"the {model} objective stands in for classification, not {info.name}"
     if dataset.train is not None and dataset.file_format not in info.formats:
         field = "format" if dataset.format else "train"
         return ("dataset", field), (

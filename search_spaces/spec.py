@@ -35,7 +35,8 @@ from search_spaces.paths import (
     hub_id_problem,
     looks_like_path,
 )
-from search_spaces.registry import BUILTIN_DATASETS, BUILTIN_MODELS
+from search_spaces.registry import BUILTIN_DATASETS, BUILTIN_MODELS, SIMULATED_MODELS
+from search_spaces.replay import replay_problem, table_names
 from search_spaces.rules import TASK_OPTIONS, dataset_problem, metric_problem, option_problem
 from search_spaces.tasks import DEFAULT_TASK, TaskInfo, task_info
 from search_spaces.tracking import URI_LOC, Tracking, TrackingPolicy, resolve_tracking
@@ -204,8 +205,9 @@ class Dataset(_Strict):
     @field_validator("name")
     @classmethod
     def _builtin_name(cls, name: str | None) -> str | None:
-        if name is not None and name not in BUILTIN_DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; built-in: {', '.join(BUILTIN_DATASETS)}")
+        if name is not None and name not in BUILTIN_DATASETS and name not in table_names():
+            known = [*BUILTIN_DATASETS, *(f"{t} (replay)" for t in table_names())]
+            raise ValueError(f"unknown dataset {name!r}; built-in: {', '.join(known)}")
         return name
 
     @field_validator("train", "eval")
@@ -385,7 +387,8 @@ class StudySpec(_Strict):
                 f"{self.algorithm} does not support constraints (tpe, gp and nsga2 do)",
             )
         self._check_scheduler()
-        for broken in (metric_problem(self), option_problem(self), step_problem(self)):
+        checks = (metric_problem, option_problem, step_problem, replay_problem)
+        for broken in (check(self) for check in checks):
             if broken:
                 raise FieldError(*broken)
         self._check_conditions(algorithm.conditional)
@@ -568,8 +571,8 @@ def _model_choices(param: Param, info: ValidationInfo) -> CategoricalParam:
         raise ValueError("model is searched as a categorical: type categorical, choices [...]")
     names = []
     for choice in param.choices:
-        if not isinstance(choice, str) or choice == "toy":
-            raise ValueError(f"model choice {choice!r} must name a model (not the toy objective)")
+        if not isinstance(choice, str) or choice in SIMULATED_MODELS:
+            raise ValueError(f"model choice {choice!r} must name a model (not a simulated one)")
         names.append(_model_name(choice, info))
     if len(set(names)) != len(names):
         raise ValueError("model choices must differ")

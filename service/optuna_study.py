@@ -73,5 +73,7 @@ def _task(spec: StudySpec) -> str:
     task = spec.task
     if task.model == "toy":
         return f"toy objective, {task.epochs} epochs"
+    if task.model == "replay":
+        return f"replay of {task.dataset.name}, {task.epochs} epochs"
     dataset = task.dataset.name or task.dataset.train or "?"
     return f"{task.model} on {dataset}, {task.epochs} epochs"

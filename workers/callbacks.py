@@ -14,7 +14,7 @@ from ray.tune.experiment import Trial
 from search_spaces.placement import TrialDemand
 from search_spaces.protocol import PLACEMENT_TIMEOUT_ENV
 from search_spaces.spec import StudySpec
-from search_spaces.tunables import TRIAL_NUMBER_KEY
+from search_spaces.tunables import COST_KEYS, TRIAL_NUMBER_KEY
 from workers.events import EventWriter
 from workers.search import RecordingOptunaSearch
 
@@ -51,7 +51,8 @@ class StudyEvents(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
     ) -> None:
-        metrics = {k: v for k, v in result.items() if k in RecordingOptunaSearch.metric_keys}
+        kept = (*RecordingOptunaSearch.metric_keys, *COST_KEYS)  # the cost so far, too
+        metrics = {k: v for k, v in result.items() if k in kept}
         epoch = result.get("training_iteration")
         self._writer.write("trial_result", self._about(trial, epoch=epoch, metrics=metrics))
 

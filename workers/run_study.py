@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.protocol import ATTEMPT_ENV, DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
+from search_spaces.registry import SIMULATED_MODELS
 from search_spaces.tunables import final_only_metrics
 
 log = logging.getLogger("workers.run_study")
@@ -64,7 +65,8 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
         return True, f"study finished: time budget reached after {spent} trials"
 
     ray.init(log_to_driver=True)
-    data_refs = (ray.put(None),) if spec.task.model == "toy" else _put_once(tokenise_once(spec))
+    simulated = spec.task.model in SIMULATED_MODELS
+    data_refs = (ray.put(None),) if simulated else _put_once(tokenise_once(spec))
     metrics = [o.metric for o in spec.goals]
     modes = ["max" if o.direction == "maximize" else "min" for o in spec.goals]
     constraints = MetricConstraints([(c.metric, c.max, c.min) for c in spec.constraints])
@@ -153,7 +155,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
 def _artifacts_dir(spec: Any, results_dir: Path, study_id: str) -> Path | None:
     """Where the study's trials save their models; None for the toy objective (no model) and
     for a results dir that is a URI (s3://…: trials save to local paths only)."""
-    if spec.task.model == "toy" or ":/" in str(results_dir):
+    if spec.task.model in SIMULATED_MODELS or ":/" in str(results_dir):
         return None
     from workers.artifacts import study_artifacts_dir
 

@@ -14,9 +14,12 @@ from ray import tune
 from ray.tune import PlacementGroupFactory
 
 from search_spaces.converters import trial_hyperparameters
+from search_spaces.registry import SIMULATED_MODELS
+from search_spaces.replay import REPLAY_MODEL
 from search_spaces.spec import StudySpec
 from search_spaces.tunables import NODE_KEYS, TRIAL_NUMBER_KEY
 from workers.faults import maybe_fail
+from workers.replay import run_replay
 from workers.study_data import study_data
 from workers.toy import run_toy
 
@@ -46,6 +49,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     maybe_fail(config.get(TRIAL_NUMBER_KEY), str(attempts_dir))
     if context.spec.task.model == "toy":
         run_toy(hp, report=with_location(tune.report), started_at=started_at)
+        return
+    if context.spec.task.model == REPLAY_MODEL:
+        table = str(context.spec.task.dataset.name)
+        run_replay(table, hp, report=with_location(tune.report), started_at=started_at)
         return
     # This trial's model (sampled when the search space has "model") and its tokenised data.
     ref = context.data_refs[context.spec.models().index(hp["model"])]
@@ -217,7 +224,7 @@ def trial_resources(spec: StudySpec) -> dict[str, float] | PlacementGroupFactory
     """
     resources = spec.resources_per_trial
     worker = {"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}
-    distributed = resources.num_workers > 1 and spec.task.model != "toy"
+    distributed = resources.num_workers > 1 and spec.task.model not in SIMULATED_MODELS
     if distributed and resources.ddp == "ray_train":
         return {"CPU": 0, "memory": 128 * 1024**2}
     if distributed:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
 from search_spaces.protocol import ARTIFACTS_DIR, BEST_DIR
+from search_spaces.registry import SIMULATED_MODELS
 from service.api.studies import require_study
 from service.auth.principal import PrincipalDep
 from service.deps import SettingsDep, StoreDep, TrialsDep
@@ -74,8 +75,8 @@ def download_best_artifact(
 def _no_model_reason(study: StudyRecord, directory: Path, trials: TrialQueries) -> str | None:
     """Why the study has no model to download, or None when it has one."""
     task = study.spec.get("task") or {}
-    if task.get("model") == "toy":
-        return "toy objective"
+    if task.get("model") in SIMULATED_MODELS:
+        return f"{task['model']} objective"
     if study.status not in FINAL_STATES:
         state = "queued" if study.status == "QUEUED" else "still running"
         return f"{state} (status {study.status})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -62,3 +63,38 @@ def test_search_compare_quick(server: Server, tmp_path: Path) -> None:
     spent = [p["trial_epochs"] for p in curves]
     assert spent == sorted(spent) and all(p["best"] > 0 for p in curves)
     assert (tmp_path / "search_compare_quick.png").stat().st_size > 0
+
+
+def test_record_curves_quick(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "table.json.gz"
+    _run("record_curves.py", "--url", server.url, "--learning-rates", "1e-05", "0.003",
+         "--partial", str(tmp_path / "partial.json"), "--out", str(out))  # fmt: skip
+    with gzip.open(out, "rt") as handle:
+        table = json.load(handle)
+    assert table["grid"]["learning_rate"] == [1e-05, 0.003]
+    assert len(table["points"]) == 16 and table["epochs"] == 4
+    points = {tuple(p["params"].values()) for p in table["points"]}
+    assert len(points) == 16  # every grid point once
+    for point in table["points"]:
+        accuracies = [e["eval_accuracy"] for e in point["epochs"]]
+        assert len(accuracies) == 4 and all(0.5 <= a <= 1 for a in accuracies)
+        assert all(e["seconds"] >= 0 and "eval_loss" in e for e in point["epochs"])
+
+
+def test_search_replay_quick(server: Server, tmp_path: Path) -> None:
+    _run("search_replay.py", "--url", server.url, "--out", str(tmp_path))
+    report = json.loads((tmp_path / "search_replay_quick.json").read_text())
+    methods = report["summary"]["methods"]
+    assert set(methods) == {"random", "tpe+asha-loss"}
+    assert all(row["n_seeds"] == 2 for row in methods.values())
+    optimum = report["table"]["grid_optimum"]
+    for row in methods.values():
+        cells = [row[f"best_at_{k}"] for k in ("third", "two_thirds", "budget")]
+        means = [c["mean"] for c in cells]
+        assert means == sorted(means) and means[-1] <= optimum  # best-so-far never falls
+        assert all(c["low"] <= c["mean"] <= c["high"] for c in cells)
+        assert "unreached_share" in row["fraction_to_reach_random_best"]
+    for run in report["runs"]["tpe+asha-loss"]:
+        spent = [p["trial_epochs"] for p in run["curve"]]
+        assert spent == sorted(spent) and len(spent) == 12  # every trial, in order of completion
+    assert (tmp_path / "search_replay_quick.png").stat().st_size > 0

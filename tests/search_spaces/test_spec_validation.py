@@ -328,6 +328,7 @@ def test_documented_tunables_are_all_accepted() -> None:
         "mrpc_minilm",
         "stsb_minilm",
         "wnut17_minilm",
+        "sst2_replay",
     ],
 )
 def test_ready_study_files_validate(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
