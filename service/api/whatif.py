@@ -56,7 +56,7 @@ async def compute_what_if(
     except NotReplayable as exc:
         raise HTTPException(409, f"cannot replay study {study_id!r}: {exc}") from None
     except ReplayFailed as exc:
-        raise HTTPException(500, str(exc)) from None
+        raise HTTPException(503, f"the replay could not run: {exc}") from None
 
 
 async def _scheduler(request: Request) -> dict[str, object]:

@@ -34,10 +34,24 @@ def replay_spec(name: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def replayed(api: httpx.Client) -> list[dict[str, Any]]:
+def replay_study(api: httpx.Client) -> str:
     study_id = submit(api, replay_spec("replay-exact"))
     assert wait_final(api, study_id)["status"] == "SUCCEEDED"
-    return trials_of(api, study_id)
+    return study_id
+
+
+@pytest.fixture(scope="module")
+def replayed(api: httpx.Client, replay_study: str) -> list[dict[str, Any]]:
+    return trials_of(api, replay_study)
+
+
+def test_cost_queries_read_the_recorded_seconds(
+    api: httpx.Client, replay_study: str, replayed: list[dict[str, Any]]
+) -> None:
+    table = load_table(TABLE)
+    recorded = sum(r["seconds"] for t in replayed for r in table.curve(t["params"]))
+    totals = api.get(f"/studies/{replay_study}/cost").json()["totals"]
+    assert math.isclose(totals["device_seconds"], recorded, rel_tol=1e-9)
 
 
 def test_replay_reports_the_recorded_values_exactly(replayed: list[dict[str, Any]]) -> None:
