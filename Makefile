@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast fuzz lint format clean bench bench-search browser
+.PHONY: install demo test test-fast fuzz lint format clean bench bench-search bench-replay browser
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench: $(STAMP)
 # Grid vs random vs TPE vs TPE+ASHA on SST-2 with MiniLM (about 30 min per seed on 2 cores).
 bench-search: $(STAMP)
 	$(BIN)/python bench/search_compare.py --seeds 0 1 2 --resume
+
+# Record the replay table (48 SST-2 fine-tunes, ~30 min), then 8 search methods x 30 seeds on it (~35 min).
+bench-replay: $(STAMP)
+	$(BIN)/python bench/record_curves.py
+	$(BIN)/python bench/search_replay.py --resume
 
 lint: $(STAMP)
 	$(BIN)/ruff check service workers search_spaces tests bench

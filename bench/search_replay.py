@@ -53,8 +53,10 @@ def spec_for(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]
     table = load_table(args.table)
     algorithm = method.split("+")[0]
     full_trials = args.budget // args.epochs
-    # TPE draws its own start-up trials (with random's seed it would replay random's first ones).
-    settings: dict[str, Any] = {"seed": seed + (args.tpe_seed_offset if algorithm == "tpe" else 0)}
+    # TPE and GP draw their own random start-up trials (with random search's seed they would
+    # replay its first ones).
+    offset = args.model_seed_offset if algorithm in ("tpe", "gp") else 0
+    settings: dict[str, Any] = {"seed": seed + offset}
     if algorithm in ("tpe", "gp"):
         settings["n_startup_trials"] = max(2, full_trials // 3)
     spec: dict[str, Any] = {
@@ -129,9 +131,12 @@ def crossing(curves: np.ndarray, target: float) -> float:
     return float(reached[0] + 1) / curves.shape[1] if len(reached) else float("inf")
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]], budget: int, resamples: int = 2000) -> Any:
-    """Per method: bests at 1/3, 2/3 and the budget, and the fraction of the budget needed to
-    reach random search's mean full-budget best (bootstrap over the seeds of both)."""
+def summarise(
+    runs: dict[str, list[dict[str, Any]]], budget: int, optimum: float, resamples: int = 2000
+) -> Any:
+    """Per method: bests at 1/3, 2/3 and the budget, the seeds that found the grid's optimum by
+    then, and the fraction of the budget needed to reach random search's mean full-budget best
+    (bootstrap over the seeds of both)."""
     curves = {m: best_so_far(r, budget) for m, r in runs.items() if r}
     random_full = curves["random"][:, -1] if "random" in curves else None
     target = float(np.nanmean(random_full)) if random_full is not None else None
@@ -142,6 +147,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]], budget: int, resamples: int
         for fraction in FRACTIONS:
             column = max(1, round(fraction * budget)) - 1
             row[f"best_at_{_label(fraction)}"] = mean_ci(list(table[:, column]))
+            found = int(np.sum(table[:, column] >= optimum - 1e-9))
+            row[f"seeds_at_optimum_at_{_label(fraction)}"] = found
         if target is not None and random_full is not None:
             samples = []
             for _ in range(resamples):
@@ -214,7 +221,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=int, default=4, help="epochs of a full trial")
     parser.add_argument("--stopping-trials", type=int, default=48, help="early-stopping studies")
     parser.add_argument("--concurrent-studies", type=int, default=3)
-    parser.add_argument("--tpe-seed-offset", type=int, default=10_000)
+    parser.add_argument(
+        "--model-seed-offset", type=int, default=10_000, help="TPE's and GP's seed: seed + this"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--resume", action="store_true", help="keep the runs already recorded")
     args = parser.parse_args(argv)
@@ -225,21 +234,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     name = "search_replay_quick" if args.quick else "search_replay"
     path = args.out / f"{name}.json"
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
+    earlier_wall = 0.0  # of the runs kept from an earlier invocation
     if args.resume and path.exists():
         old = json.loads(path.read_text())
         if all(old["settings"].get(k) == getattr(args, k) for k in ("table", "budget", "epochs")):
             runs.update(old["runs"])
+            earlier_wall = float(old.get("wall_s", 0.0))
+    started = time.monotonic() - earlier_wall
     pending = [
         (method, seed)
         for method in args.methods
         for seed in range(args.seeds)
         if not any(r["seed"] == seed for r in runs.get(method, []))
     ]
-    started = time.monotonic()
 
     def done(method: str, seed: int, trials: list[dict[str, Any]], wall_s: float) -> None:
         points = curve(trials)
-        runs.setdefault(method, []).append({"seed": seed, "wall_s": wall_s, "curve": points})
+        run = {"seed": seed, "since_submitted_s": wall_s, "curve": points}
+        runs.setdefault(method, []).append(run)
         print(f"{method:14s} seed {seed:2d}: best {points[-1]['best']:.4f}", flush=True)
         write_report(path, runs, args, time.monotonic() - started)
 
@@ -258,15 +270,19 @@ def write_report(path: Path, runs: dict[str, list[dict[str, Any]]], args: Any, w
     """Write what has run so far (``--resume`` continues from it)."""
     for seeds in runs.values():
         seeds.sort(key=lambda r: r["seed"])
+    runs = {m: runs[m] for m in sorted(runs, key=METHODS.index)}  # the table's order
     table = load_table(args.table)
     optimum = max(c[args.epochs - 1]["eval_accuracy"] for c in table.curves.values())
     report = {
         "benchmark": "search_replay",
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {
+            **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "methods": list(runs),  # every method recorded, not only this invocation's
+        },
         "table": {"name": table.name, "points": len(table.curves), "how": table.how,
                   "grid_optimum": optimum},
         "wall_s": wall,
-        "summary": summarise(runs, args.budget),
+        "summary": summarise(runs, args.budget, optimum),
         "runs": runs,
     }  # fmt: skip
     path.write_text(json.dumps(report, indent=1))
