@@ -91,9 +91,18 @@ COST_KEYS = (
     "train_tokens_per_second",
     "parameter_count",
     "trainable_parameter_count",
+    "checkpoint_bytes_total",
 )
 # String keys of the cost: the kind of device that trained ("cpu" or "cuda").
 COST_STRING_KEYS = ("device_kind",)
+
+# How a fine-tune resumed (floats; workers/checkpoints.py): the epochs its checkpoint held
+# (only in the reports of a trial that resumed from one) and the epochs this run trained itself.
+# ``checkpoint_bytes_total`` (a cost key) is the bytes its kept checkpoints take.
+RESUME_KEYS = ("resumed_from_epoch", "epochs_trained")
+# String keys of it: why checkpoints were skipped when the trial resumed (truncated, corrupt),
+# only when one was.
+RESUME_STRING_KEYS = ("checkpoint_skipped",)
 
 # How the training ran (floats, in every fine-tuning report): the per-step micro-batch the
 # automatic batch size settled on, and examples per optimizer step over all workers.
@@ -139,5 +148,10 @@ def final_only_metrics() -> frozenset[str]:
 
 def finetune_only_metrics() -> frozenset[str]:
     """Metrics only a fine-tune reports (the toy objective has no model, tokens or checkpoint)."""
-    extra = {"train_tokens_per_second", "parameter_count", "trainable_parameter_count"}
+    extra = {
+        "train_tokens_per_second",
+        "parameter_count",
+        "trainable_parameter_count",
+        "checkpoint_bytes_total",
+    }
     return frozenset({*extra, *final_only_metrics()})

@@ -17,6 +17,8 @@ from search_spaces.tunables import (
     DEPLOY_KEYS,
     NODE_KEYS,
     REPORT_KEYS,
+    RESUME_KEYS,
+    RESUME_STRING_KEYS,
     RUN_KEYS,
     RUN_STRING_KEYS,
     TRIAL_NUMBER_KEY,
@@ -25,8 +27,10 @@ from search_spaces.tunables import (
 # Numbers and strings of a report that are stored with the trial (eval metrics: every registered
 # task's, the compressed model's primary metric included).
 _EVAL_KEYS = tuple(known_metrics())
-_NUMBER_KEYS = (*_EVAL_KEYS, *REPORT_KEYS, *COST_KEYS, *RUN_KEYS, *DDP_KEYS, *DEPLOY_KEYS)
-_STRING_KEYS = (*NODE_KEYS, *COST_STRING_KEYS, *RUN_STRING_KEYS)
+_NUMBER_KEYS = (
+    *_EVAL_KEYS, *REPORT_KEYS, *COST_KEYS, *RUN_KEYS, *DDP_KEYS, *DEPLOY_KEYS, *RESUME_KEYS,
+)  # fmt: skip
+_STRING_KEYS = (*NODE_KEYS, *COST_STRING_KEYS, *RUN_STRING_KEYS, *RESUME_STRING_KEYS)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,8 @@ class RecordingOptunaSearch(OptunaSearch):
     Every result's metrics land in the trial's ``metrics`` user attribute (Optuna itself keeps
     only the objective per step), its measured cost (``COST_KEYS`` floats and
     ``COST_STRING_KEYS`` strings), how it ran (``RUN_KEYS``, ``DDP_KEYS``, ``RUN_STRING_KEYS``),
-    what its model costs to serve (``DEPLOY_KEYS``), where it ran (``NODE_KEYS``, strings)
+    what its model costs to serve (``DEPLOY_KEYS``), how it resumed from a checkpoint
+    (``RESUME_KEYS``, ``RESUME_STRING_KEYS``), where it ran (``NODE_KEYS``, strings)
     and, from the last report of a trial that saved its model, ``eval_predictions_head``
     (string) and ``checkpoint_bytes`` (int). A trial that fails for good is told FAIL only once
     its error text is known (``record_failure``, called by the driver's callback right after),
