@@ -70,6 +70,9 @@ TRAIN_METRICS: dict[str, Direction] = {
 
 # The Optuna trial number, added to each Tune trial's config (not a hyperparameter).
 TRIAL_NUMBER_KEY = "hpo_trial_number"
+# The checkpoint a re-run of a trial interrupted in an earlier attempt of the study resumes
+# from, added to its Tune config (not a hyperparameter).
+RESUME_FROM_KEY = "hpo_resume_from"
 
 # Keys of a trial's report that are bookkeeping, not objectives.
 REPORT_KEYS = (*TRAIN_METRICS, "epoch")

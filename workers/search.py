@@ -17,6 +17,7 @@ from search_spaces.tunables import (
     DEPLOY_KEYS,
     NODE_KEYS,
     REPORT_KEYS,
+    RESUME_FROM_KEY,
     RESUME_KEYS,
     RESUME_STRING_KEYS,
     RUN_KEYS,
@@ -57,6 +58,8 @@ class RecordingOptunaSearch(OptunaSearch):
         self._expected_epochs: dict[str, int] = {}
         self._reported_steps: dict[str, int] = {}  # the last step told Optuna, per trial
         self._states: dict[str, str] = {}  # the state each finished trial was told with
+        # Per-epoch values of the interrupted trial a re-run resumes, until it reports.
+        self._carried: dict[str, dict[int, float]] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """Ask Optuna for a configuration; link the Tune trial and the Optuna trial both ways."""
@@ -66,7 +69,40 @@ class RecordingOptunaSearch(OptunaSearch):
             trial.set_user_attr("ray_trial_id", trial_id)
             self._expected_epochs[trial_id] = int(config.get("epochs", self._default_epochs))
             config = {**config, TRIAL_NUMBER_KEY: trial.number}
+            resume = self._interrupted_checkpoint(trial_id, trial.user_attrs.get("requeued_from"))
+            if resume is not None:
+                config[RESUME_FROM_KEY] = resume
         return config
+
+    def _interrupted_checkpoint(self, trial_id: str, number: Any) -> str | None:
+        """The last checkpoint of trial ``number`` of an earlier attempt (interrupted; this one
+        re-runs its configuration), keeping its per-epoch values to carry over; None if none."""
+        if not isinstance(number, int) or self._ot_study is None:
+            return None
+        storage = self._ot_study._storage
+        try:
+            old_id = storage.get_trial_id_from_study_id_trial_number(
+                self._ot_study._study_id, number
+            )
+            old = storage.get_trial(old_id)
+        except Exception:
+            log.warning("could not read interrupted trial %s", number, exc_info=True)
+            return None
+        path = old.user_attrs.get("checkpoint_path")
+        if not isinstance(path, str):
+            return None
+        self._carried[trial_id] = dict(old.intermediate_values)
+        return path
+
+    def record_checkpoint(self, trial_id: str, path: str) -> None:
+        """Store where the trial's newest checkpoint is (a later attempt resumes from it)."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None or trial_id in self._completed_trials:
+            return
+        try:
+            trial.set_user_attr("checkpoint_path", path)
+        except Exception:
+            log.warning("could not store the checkpoint of trial %s", trial_id, exc_info=True)
 
     def trial_number(self, trial_id: str) -> int | None:
         """The Optuna trial number of a Tune trial."""
@@ -83,6 +119,7 @@ class RecordingOptunaSearch(OptunaSearch):
 
         An objective measured once at the end (``FINAL_ONLY_METRICS``) has no intermediate
         values; its epochs' metrics are stored all the same."""
+        self._carry_over(trial_id, result)
         if not isinstance(self.metric, str) or self.metric in result:
             super().on_trial_result(trial_id, result)
             self._reported_steps[trial_id] = int(result.get("training_iteration", 0))
@@ -104,6 +141,21 @@ class RecordingOptunaSearch(OptunaSearch):
         if trial_id not in self._completed_trials:
             self._states[trial_id] = "FAIL" if error else "COMPLETE"
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _carry_over(self, trial_id: str, result: dict[str, Any]) -> None:
+        """On a resumed re-run's first report: the interrupted trial's values of the epochs its
+        checkpoint holds, so the curve covers every epoch once."""
+        carried = self._carried.pop(trial_id, None)
+        trial = self._ot_trials.get(trial_id)
+        if not carried or trial is None or "resumed_from_epoch" not in result:
+            return
+        for step, value in sorted(carried.items()):
+            if step <= int(result["resumed_from_epoch"]):
+                try:
+                    trial.report(value, step)
+                except Exception:
+                    log.warning("could not carry over step %s of %s", step, trial_id, exc_info=True)
+                self._reported_steps[trial_id] = step
 
     def _report_last_step(self, trial_id: str, result: dict[str, Any]) -> None:
         """Record the final epoch's objective as an intermediate value when Tune withheld it

@@ -18,7 +18,7 @@ from search_spaces.converters import trial_hyperparameters
 from search_spaces.registry import SIMULATED_MODELS
 from search_spaces.replay import REPLAY_MODEL
 from search_spaces.spec import StudySpec
-from search_spaces.tunables import NODE_KEYS, TRIAL_NUMBER_KEY
+from search_spaces.tunables import NODE_KEYS, RESUME_FROM_KEY, TRIAL_NUMBER_KEY
 from workers.checkpoints import CHECKPOINT_DIR_KEY, CheckpointPlan
 from workers.faults import maybe_fail, maybe_fail_after_epoch
 from workers.replay import run_replay
@@ -74,13 +74,14 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             save_dir=_save_dir(config, context),
             started_at=started_at,
             auto_batch_size=context.spec.task.auto_batch_size,
-            checkpoints=checkpoint_plan(context.spec),
+            checkpoints=checkpoint_plan(context.spec, config.get(RESUME_FROM_KEY)),
         )
         return
     if resources.ddp == "ray_train":
         _fit_with_ray_train(hp, context, _save_dir(config, context), started_at)
         return
-    _fit_on_kept_group(hp, context, _save_dir(config, context), started_at, report)
+    resume_from = config.get(RESUME_FROM_KEY)
+    _fit_on_kept_group(hp, context, _save_dir(config, context), started_at, report, resume_from)
 
 
 def _reporter(number: int | None, attempts_dir: str) -> Callable[[dict[str, Any]], None]:
@@ -90,6 +91,10 @@ def _reporter(number: int | None, attempts_dir: str) -> Callable[[dict[str, Any]
 
     def report(metrics: dict[str, Any]) -> None:
         directory = metrics.pop(CHECKPOINT_DIR_KEY, None)
+        if "resumed_from_epoch" in metrics and isinstance(metrics.get("epoch"), int | float):
+            # A re-run resumed from an earlier attempt's checkpoint counts its Tune iterations
+            # from 1; its reports keep the trial's epochs (schedulers and Optuna steps).
+            metrics["training_iteration"] = int(metrics["epoch"])
         try:
             if directory is None:
                 tune.report(metrics)
@@ -104,14 +109,15 @@ def _reporter(number: int | None, attempts_dir: str) -> Callable[[dict[str, Any]
     return report
 
 
-def checkpoint_plan(spec: StudySpec) -> CheckpointPlan | None:
+def checkpoint_plan(spec: StudySpec, resume_from: str | None = None) -> CheckpointPlan | None:
     """This trial's checkpoint plan: the spec's ``checkpoint`` setting and the checkpoint Tune
-    restored it with (a retried trial's last); None when checkpoints are off."""
+    restored it with (a retried trial's last), else ``resume_from`` (the last checkpoint of the
+    trial of an earlier attempt this one re-runs); None when checkpoints are off."""
     setting = spec.checkpoint
     if not setting.enabled:
         return None
     latest = tune.get_checkpoint()
-    latest_dir: str | None = None
+    latest_dir: str | None = resume_from if resume_from and Path(resume_from).is_dir() else None
     if latest is not None:
         # A local storage path is read in place (so older kept checkpoints beside it are
         # reachable); a remote one (s3://) is downloaded first.
@@ -150,6 +156,7 @@ def _fit_on_kept_group(
     save_dir: str | None,
     started_at: float,
     report: Callable[[dict[str, Any]], None],
+    resume_from: str | None,
 ) -> None:
     """Run the trial on this trial process's kept DDP group (``workers.rank_group``), as rank 0."""
     from workers.rank_group import group_for, run_on_group
@@ -162,7 +169,7 @@ def _fit_on_kept_group(
     )
     from workers.train_loop import default_device, run_training
 
-    plan = checkpoint_plan(context.spec)
+    plan = checkpoint_plan(context.spec, resume_from)
     options = {
         "hp": hp,
         "model": hp["model"],
