@@ -3,6 +3,8 @@ ends exactly where an uninterrupted one does; a checkpoint over the study's limi
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, attached_server, submit, trials_of, wait_final
+from tests.integration.test_lifecycle import _driver_pids, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,3 +90,40 @@ def test_a_checkpoint_over_the_study_limit_fails_the_trial(api: httpx.Client) ->
     assert trial["state"] == "FAIL"
     assert "CheckpointTooLarge: the checkpoint of epoch 1" in trial["error"]
     assert "over checkpoint.max_bytes (100000 bytes)" in trial["error"]
+
+
+def test_a_killed_driver_resumes_its_interrupted_trial_from_its_checkpoint(
+    api: httpx.Client,
+) -> None:
+    epochs = 6
+    spec = {**SPEC, "name": "killed-driver"}
+    spec["task"] = {**SPEC["task"], "epochs": epochs, "max_train_samples": 256}
+    study_id = submit(api, spec)
+
+    def past_epoch_three() -> bool:
+        running = api.get(f"/studies/{study_id}/trials", params={"state": "RUNNING"}).json()
+        return any(len(t["intermediate_values"]) >= 3 for t in running["data"])
+
+    wait_for(past_epoch_three, timeout_s=300, what="epoch 3 of the trial")
+    pids = _driver_pids(study_id)
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    study = wait_final(api, study_id, timeout_s=600)
+    assert study["status"] == "SUCCEEDED", study["status_reason"]
+    assert study["attempts"] == 2
+    trials = trials_of(api, study_id)
+    (interrupted,) = [t for t in trials if t["state"] == "FAIL"]
+    (resumed,) = [t for t in trials if t["state"] == "COMPLETE"]  # not counted twice
+    assert interrupted["error"] == "interrupted"
+    start = resumed["metrics"]["resumed_from_epoch"]
+    assert start >= 2
+    assert resumed["metrics"]["epochs_trained"] == epochs - start
+    # One curve over every epoch: the interrupted trial's values up to its checkpoint.
+    assert sorted(resumed["intermediate_values"], key=int) == [str(e) for e in range(1, 7)]
+    for step, value in interrupted["intermediate_values"].items():
+        if int(step) <= start:
+            assert resumed["intermediate_values"][step] == value
+    # At most the epoch in progress was lost.
+    lost = interrupted["metrics"]["epochs_trained"] + resumed["metrics"]["epochs_trained"] - epochs
+    assert 0 <= lost <= 1

@@ -3,8 +3,10 @@ exactly where it stopped."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +167,47 @@ def test_a_corrupt_only_checkpoint_starts_fresh(data: TokenizedData, tmp_path: P
 def test_a_checkpoint_over_the_limit_fails_the_trial(data: TokenizedData) -> None:
     with pytest.raises(CheckpointTooLarge, match=r"over checkpoint.max_bytes \(1000 bytes\)"):
         _train(data, CheckpointPlan(1, 2, max_bytes=1000), epochs=2)
+
+
+def _ddp_resume_worker(rank: int, port: int, data: TokenizedData, out: str) -> None:
+    """Train 3 epochs as one of 2 gloo ranks, then again from rank 0's epoch-1 checkpoint."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        whole = _train(data, CheckpointPlan(1, 2, 10**9))
+        first = Path(out, "first")
+        if rank == 0:
+            assert CHECKPOINT_DIR_KEY in whole[0]
+            shutil.move(whole[0].pop(CHECKPOINT_DIR_KEY), first)
+            shutil.rmtree(whole[1].pop(CHECKPOINT_DIR_KEY))
+        else:  # rank 0 writes; the others only hand over their RNG states
+            assert all(CHECKPOINT_DIR_KEY not in r for r in whole)
+        dist.barrier()
+        resumed = _train(data, CheckpointPlan(1, 2, 10**9, latest=str(first)))
+        for report in resumed:
+            shutil.rmtree(report.pop(CHECKPOINT_DIR_KEY, Path(out, "none")), ignore_errors=True)
+        kept = [{k: r[k] for k in (*COMPARED, "epochs_trained")} for r in (*whole, *resumed)]
+        Path(out, f"rank{rank}.json").write_text(json.dumps(kept))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(240)
+def test_ddp_rank_zero_writes_and_every_rank_resumes_exactly(
+    data: TokenizedData, tmp_path: Path
+) -> None:
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    mp.spawn(_ddp_resume_worker, args=(port, data, str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0] == ranks[1]
+    whole, resumed = ranks[0][:3], ranks[0][3:]
+    assert [r["epochs_trained"] for r in resumed] == [1, 2]
+    strip = [{k: r[k] for k in COMPARED} for r in resumed]
+    assert strip == [{k: r[k] for k in COMPARED} for r in whole[1:]]
