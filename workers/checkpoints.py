@@ -27,10 +27,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# torch and numpy are imported where used: the study driver imports this module (through the
+# trainable) and never needs torch (workers/overhead.py).
 
 MANIFEST = "manifest.json"
 STATE = "state.pt"
@@ -98,6 +101,9 @@ class Progress:
 
 def rng_states() -> dict[str, Any]:
     """This process's random number generator states."""
+    import numpy as np
+    import torch
+
     states: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
@@ -110,6 +116,9 @@ def rng_states() -> dict[str, Any]:
 
 def set_rng_states(states: dict[str, Any]) -> None:
     """Restore what :func:`rng_states` returned."""
+    import numpy as np
+    import torch
+
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
@@ -132,6 +141,8 @@ def write_checkpoint(state: dict[str, Any], progress: Progress) -> Path:
     deletes it afterwards. ``progress.sizes`` must already end with this checkpoint's size
     estimate; the manifest holds the real one.
     """
+    import torch
+
     directory = Path(tempfile.mkdtemp(prefix="hpo-checkpoint-"))
     try:
         torch.save(state, directory / STATE)
@@ -185,6 +196,8 @@ def checkpoint_problem(directory: Path) -> str | None:
 
 def read_checkpoint(directory: Path, device: torch.device) -> tuple[dict[str, Any], Progress]:
     """The state and progress of a verified checkpoint (see :func:`checkpoint_problem`)."""
+    import torch
+
     # Our own files, verified against their manifest: the RNG states need full unpickling.
     state = torch.load(directory / STATE, map_location=device, weights_only=False)
     progress = Progress.from_json(json.loads((directory / PROGRESS).read_text()))
