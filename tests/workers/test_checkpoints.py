@@ -211,3 +211,17 @@ def test_ddp_rank_zero_writes_and_every_rank_resumes_exactly(
     assert [r["epochs_trained"] for r in resumed] == [1, 2]
     strip = [{k: r[k] for k in COMPARED} for r in resumed]
     assert strip == [{k: r[k] for k in COMPARED} for r in whole[1:]]
+
+
+def test_fault_injection_after_an_epoch_fails_only_the_first_attempts_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.faults import FAULT_ENV, InjectedFailure, maybe_fail, maybe_fail_after_epoch
+
+    monkeypatch.setenv(FAULT_ENV, "trial=0,after_epoch=2,failures=1")
+    maybe_fail(0, str(tmp_path))  # not at the start
+    maybe_fail_after_epoch(0, 1, str(tmp_path))
+    maybe_fail_after_epoch(1, 2, str(tmp_path))  # another trial
+    with pytest.raises(InjectedFailure, match="trial 0 after epoch 2, attempt 1"):
+        maybe_fail_after_epoch(0, 2, str(tmp_path))
+    maybe_fail_after_epoch(0, 2, str(tmp_path))  # the retry gets past it
