@@ -124,6 +124,36 @@ class Scheduler(_Strict):
         return None if metric is None else Objective._known_metric(metric)
 
 
+DEFAULT_CHECKPOINT_BYTES = 10 * 1024**3  # a study's checkpoints, all trials together
+MAX_CHECKPOINT_BYTES = 1024**4  # the largest limit a spec may ask for
+
+
+class Checkpointing(_Strict):
+    """Trial checkpoints (fine-tuning models only): a failed trial that Tune retries resumes
+    from its last one instead of epoch 0."""
+
+    every_epochs: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = Field(
+        default=1, description="Write a checkpoint after every this many epochs (0: never)."
+    )
+    keep: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=2, description="Checkpoints kept per trial (older ones are deleted)."
+    )
+    max_bytes: Annotated[int, Field(ge=1, le=MAX_CHECKPOINT_BYTES)] = Field(
+        default=DEFAULT_CHECKPOINT_BYTES,
+        description="The most bytes the study's kept checkpoints may take, all trials "
+        "together; a trial whose checkpoint does not fit fails with the reason.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether trials write checkpoints at all."""
+        return self.every_epochs > 0
+
+    def per_trial_bytes(self, concurrent_trials: int) -> int:
+        """The share of ``max_bytes`` one running trial's kept checkpoints may take."""
+        return self.max_bytes // max(1, concurrent_trials)
+
+
 class WarmStart(_Strict):
     """Enqueue the best configurations of an earlier study first."""
 
@@ -331,6 +361,7 @@ class StudySpec(_Strict):
     )
     warm_start: WarmStart | None = None
     tracking: Tracking = Field(default_factory=Tracking)
+    checkpoint: Checkpointing = Field(default_factory=Checkpointing)
 
     @field_validator("name")
     @classmethod

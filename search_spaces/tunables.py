@@ -70,6 +70,9 @@ TRAIN_METRICS: dict[str, Direction] = {
 
 # The Optuna trial number, added to each Tune trial's config (not a hyperparameter).
 TRIAL_NUMBER_KEY = "hpo_trial_number"
+# The checkpoint a re-run of a trial interrupted in an earlier attempt of the study resumes
+# from, added to its Tune config (not a hyperparameter).
+RESUME_FROM_KEY = "hpo_resume_from"
 
 # Keys of a trial's report that are bookkeeping, not objectives.
 REPORT_KEYS = (*TRAIN_METRICS, "epoch")
@@ -91,9 +94,18 @@ COST_KEYS = (
     "train_tokens_per_second",
     "parameter_count",
     "trainable_parameter_count",
+    "checkpoint_bytes_total",
 )
 # String keys of the cost: the kind of device that trained ("cpu" or "cuda").
 COST_STRING_KEYS = ("device_kind",)
+
+# How a fine-tune resumed (floats; workers/checkpoints.py): the epochs its checkpoint held
+# (only in the reports of a trial that resumed from one) and the epochs this run trained itself.
+# ``checkpoint_bytes_total`` (a cost key) is the bytes its kept checkpoints take.
+RESUME_KEYS = ("resumed_from_epoch", "epochs_trained")
+# String keys of it: why checkpoints were skipped when the trial resumed (truncated, corrupt),
+# only when one was.
+RESUME_STRING_KEYS = ("checkpoint_skipped",)
 
 # How the training ran (floats, in every fine-tuning report): the per-step micro-batch the
 # automatic batch size settled on, and examples per optimizer step over all workers.
@@ -139,5 +151,10 @@ def final_only_metrics() -> frozenset[str]:
 
 def finetune_only_metrics() -> frozenset[str]:
     """Metrics only a fine-tune reports (the toy objective has no model, tokens or checkpoint)."""
-    extra = {"train_tokens_per_second", "parameter_count", "trainable_parameter_count"}
+    extra = {
+        "train_tokens_per_second",
+        "parameter_count",
+        "trainable_parameter_count",
+        "checkpoint_bytes_total",
+    }
     return frozenset({*extra, *final_only_metrics()})

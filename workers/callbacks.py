@@ -14,7 +14,7 @@ from ray.tune.experiment import Trial
 from search_spaces.placement import TrialDemand
 from search_spaces.protocol import PLACEMENT_TIMEOUT_ENV
 from search_spaces.spec import StudySpec
-from search_spaces.tunables import COST_KEYS, TRIAL_NUMBER_KEY
+from search_spaces.tunables import COST_KEYS, RESUME_FROM_KEY, TRIAL_NUMBER_KEY
 from workers.events import EventWriter
 from workers.search import RecordingOptunaSearch
 
@@ -45,7 +45,8 @@ class StudyEvents(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         self.started += 1
-        params = {k: v for k, v in trial.config.items() if k != TRIAL_NUMBER_KEY}
+        bookkeeping = (TRIAL_NUMBER_KEY, RESUME_FROM_KEY)
+        params = {k: v for k, v in trial.config.items() if k not in bookkeeping}
         self._writer.write("trial_started", self._about(trial, params=params))
 
     def on_trial_result(
@@ -64,6 +65,16 @@ class StudyEvents(Callback):
         names = metric if isinstance(metric, list) else [metric]
         values = [result.get(name) for name in names]
         self._writer.write("trial_completed", self._about(trial, values=values, value=values[0]))
+
+    def on_checkpoint(
+        self,
+        iteration: int,
+        trials: list[Trial],
+        trial: Trial,
+        checkpoint: Any,
+        **info: Any,
+    ) -> None:
+        self._searcher.record_checkpoint(trial.trial_id, str(checkpoint.path))
 
     def on_trial_recover(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any

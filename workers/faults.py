@@ -3,7 +3,10 @@ is set.
 
 ``HPO_FAULT_INJECTION="trial=1,failures=2"`` makes Optuna trial number 1 raise on its first
 two attempts (so ``max_failures`` ≥ 2 retries it to success, fewer records a failure);
-``trial=*`` targets every trial.
+``trial=*`` targets every trial. With ``after_epoch=E`` the trial raises right after it has
+reported (and checkpointed) epoch E instead of at its start, on its first ``failures``
+attempts that get there: ``"trial=0,after_epoch=2,failures=1"`` makes trial 0 fail once after
+epoch 2, so a retry resumes from its epoch-2 checkpoint.
 """
 
 from __future__ import annotations
@@ -18,22 +21,46 @@ class InjectedFailure(RuntimeError):
     """Raised on purpose by failure injection."""
 
 
-def maybe_fail(trial_number: int | None, trial_dir: str) -> None:
-    """Raise ``InjectedFailure`` if the injection setting targets this trial and attempt."""
+def _options(trial_number: int | None) -> dict[str, str] | None:
+    """The injection options if they target this trial, else None."""
     setting = os.environ.get(FAULT_ENV, "")
     if not setting or trial_number is None:
-        return
+        return None
     options = dict(part.split("=", 1) for part in setting.split(",") if "=" in part)
     target = options.get("trial", "")
     if target != "*" and trial_number != int(target or -1):
+        return None
+    return options
+
+
+def maybe_fail(trial_number: int | None, trial_dir: str) -> None:
+    """Raise ``InjectedFailure`` if the injection setting targets this trial and attempt."""
+    options = _options(trial_number)
+    if options is None or "after_epoch" in options:
         return
-    index = trial_number
-    marker = Path(trial_dir) / ".hpo_attempts"
+    _count_and_fail(options, trial_number, trial_dir, ".hpo_attempts", "")
+
+
+def maybe_fail_after_epoch(trial_number: int | None, epoch: int, trial_dir: str) -> None:
+    """Raise ``InjectedFailure`` after epoch ``epoch`` (1-based) has been reported, if the
+    setting's ``after_epoch`` names it and this attempt is one of the first ``failures``."""
+    options = _options(trial_number)
+    if options is None or options.get("after_epoch") != str(epoch):
+        return
+    _count_and_fail(
+        options, trial_number, trial_dir, ".hpo_epoch_failures", f" after epoch {epoch}"
+    )
+
+
+def _count_and_fail(
+    options: dict[str, str], index: int | None, trial_dir: str, name: str, where: str
+) -> None:
+    marker = Path(trial_dir) / name
     marker.parent.mkdir(parents=True, exist_ok=True)
     attempt = int(marker.read_text()) + 1 if marker.exists() else 1
     marker.write_text(str(attempt))
     if attempt <= int(options.get("failures", 1)):
-        raise InjectedFailure(f"injected failure in trial {index}, attempt {attempt}")
+        raise InjectedFailure(f"injected failure in trial {index}{where}, attempt {attempt}")
 
 
 OOM_ENV = "HPO_FAULT_OOM_ABOVE"

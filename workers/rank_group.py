@@ -123,6 +123,7 @@ class RankWorker:
                 save_dir=None,  # rank 0 saves
                 started_at=options["started_at"],
                 auto_batch_size=options["auto_batch_size"],
+                checkpoints=options.get("checkpoints"),
             )
         except TrialStopped:
             return "stopped"

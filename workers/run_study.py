@@ -127,6 +127,9 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
             name=f"study-{study_id}-attempt-{attempt}",
             storage_path=str(results_dir),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            # Tune keeps each trial's newest ``keep`` checkpoints (workers/checkpoints.py) in the
+            # study's storage; a retried trial resumes from the last one.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
             callbacks=callbacks,
             stop=CombinedStopper(stopper, deadline),
             verbose=1,

@@ -17,6 +17,9 @@ from search_spaces.tunables import (
     DEPLOY_KEYS,
     NODE_KEYS,
     REPORT_KEYS,
+    RESUME_FROM_KEY,
+    RESUME_KEYS,
+    RESUME_STRING_KEYS,
     RUN_KEYS,
     RUN_STRING_KEYS,
     TRIAL_NUMBER_KEY,
@@ -25,8 +28,10 @@ from search_spaces.tunables import (
 # Numbers and strings of a report that are stored with the trial (eval metrics: every registered
 # task's, the compressed model's primary metric included).
 _EVAL_KEYS = tuple(known_metrics())
-_NUMBER_KEYS = (*_EVAL_KEYS, *REPORT_KEYS, *COST_KEYS, *RUN_KEYS, *DDP_KEYS, *DEPLOY_KEYS)
-_STRING_KEYS = (*NODE_KEYS, *COST_STRING_KEYS, *RUN_STRING_KEYS)
+_NUMBER_KEYS = (
+    *_EVAL_KEYS, *REPORT_KEYS, *COST_KEYS, *RUN_KEYS, *DDP_KEYS, *DEPLOY_KEYS, *RESUME_KEYS,
+)  # fmt: skip
+_STRING_KEYS = (*NODE_KEYS, *COST_STRING_KEYS, *RUN_STRING_KEYS, *RESUME_STRING_KEYS)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,8 @@ class RecordingOptunaSearch(OptunaSearch):
     Every result's metrics land in the trial's ``metrics`` user attribute (Optuna itself keeps
     only the objective per step), its measured cost (``COST_KEYS`` floats and
     ``COST_STRING_KEYS`` strings), how it ran (``RUN_KEYS``, ``DDP_KEYS``, ``RUN_STRING_KEYS``),
-    what its model costs to serve (``DEPLOY_KEYS``), where it ran (``NODE_KEYS``, strings)
+    what its model costs to serve (``DEPLOY_KEYS``), how it resumed from a checkpoint
+    (``RESUME_KEYS``, ``RESUME_STRING_KEYS``), where it ran (``NODE_KEYS``, strings)
     and, from the last report of a trial that saved its model, ``eval_predictions_head``
     (string) and ``checkpoint_bytes`` (int). A trial that fails for good is told FAIL only once
     its error text is known (``record_failure``, called by the driver's callback right after),
@@ -52,6 +58,8 @@ class RecordingOptunaSearch(OptunaSearch):
         self._expected_epochs: dict[str, int] = {}
         self._reported_steps: dict[str, int] = {}  # the last step told Optuna, per trial
         self._states: dict[str, str] = {}  # the state each finished trial was told with
+        # Per-epoch values of the interrupted trial a re-run resumes, until it reports.
+        self._carried: dict[str, dict[int, float]] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """Ask Optuna for a configuration; link the Tune trial and the Optuna trial both ways."""
@@ -61,7 +69,40 @@ class RecordingOptunaSearch(OptunaSearch):
             trial.set_user_attr("ray_trial_id", trial_id)
             self._expected_epochs[trial_id] = int(config.get("epochs", self._default_epochs))
             config = {**config, TRIAL_NUMBER_KEY: trial.number}
+            resume = self._interrupted_checkpoint(trial_id, trial.user_attrs.get("requeued_from"))
+            if resume is not None:
+                config[RESUME_FROM_KEY] = resume
         return config
+
+    def _interrupted_checkpoint(self, trial_id: str, number: Any) -> str | None:
+        """The last checkpoint of trial ``number`` of an earlier attempt (interrupted; this one
+        re-runs its configuration), keeping its per-epoch values to carry over; None if none."""
+        if not isinstance(number, int) or self._ot_study is None:
+            return None
+        storage = self._ot_study._storage
+        try:
+            old_id = storage.get_trial_id_from_study_id_trial_number(
+                self._ot_study._study_id, number
+            )
+            old = storage.get_trial(old_id)
+        except Exception:
+            log.warning("could not read interrupted trial %s", number, exc_info=True)
+            return None
+        path = old.user_attrs.get("checkpoint_path")
+        if not isinstance(path, str):
+            return None
+        self._carried[trial_id] = dict(old.intermediate_values)
+        return path
+
+    def record_checkpoint(self, trial_id: str, path: str) -> None:
+        """Store where the trial's newest checkpoint is (a later attempt resumes from it)."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None or trial_id in self._completed_trials:
+            return
+        try:
+            trial.set_user_attr("checkpoint_path", path)
+        except Exception:
+            log.warning("could not store the checkpoint of trial %s", trial_id, exc_info=True)
 
     def trial_number(self, trial_id: str) -> int | None:
         """The Optuna trial number of a Tune trial."""
@@ -78,6 +119,7 @@ class RecordingOptunaSearch(OptunaSearch):
 
         An objective measured once at the end (``FINAL_ONLY_METRICS``) has no intermediate
         values; its epochs' metrics are stored all the same."""
+        self._carry_over(trial_id, result)
         if not isinstance(self.metric, str) or self.metric in result:
             super().on_trial_result(trial_id, result)
             self._reported_steps[trial_id] = int(result.get("training_iteration", 0))
@@ -99,6 +141,21 @@ class RecordingOptunaSearch(OptunaSearch):
         if trial_id not in self._completed_trials:
             self._states[trial_id] = "FAIL" if error else "COMPLETE"
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _carry_over(self, trial_id: str, result: dict[str, Any]) -> None:
+        """On a resumed re-run's first report: the interrupted trial's values of the epochs its
+        checkpoint holds, so the curve covers every epoch once."""
+        carried = self._carried.pop(trial_id, None)
+        trial = self._ot_trials.get(trial_id)
+        if not carried or trial is None or "resumed_from_epoch" not in result:
+            return
+        for step, value in sorted(carried.items()):
+            if step <= int(result["resumed_from_epoch"]):
+                try:
+                    trial.report(value, step)
+                except Exception:
+                    log.warning("could not carry over step %s of %s", step, trial_id, exc_info=True)
+                self._reported_steps[trial_id] = step
 
     def _report_last_step(self, trial_id: str, result: dict[str, Any]) -> None:
         """Record the final epoch's objective as an intermediate value when Tune withheld it

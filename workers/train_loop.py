@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from workers.batching import length_grouped_batches, shard_indices
+from workers.checkpoints import CHECKPOINT_DIR_KEY, CheckpointPlan
 from workers.data import TokenizedData
 from workers.tasks import task_for
 from workers.tasks.base import Task
@@ -28,6 +29,7 @@ def run_training(
     started_at: float | None = None,
     auto_batch_size: bool = True,
     task: Task | None = None,
+    checkpoints: CheckpointPlan | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a model for its task and report eval metrics after every epoch.
 
@@ -61,6 +63,12 @@ def run_training(
         auto_batch_size: On a GPU (or under ``HPO_FAULT_OOM_ABOVE``), find the largest
             micro-batch that fits first (``workers.auto_batch``).
         task: What the model learns (``workers.tasks``); default: the data's task.
+        checkpoints: Resume from ``checkpoints.latest`` (the newest whole checkpoint there or
+            before it) and write checkpoints as planned: a report that carries one holds its
+            temporary directory under ``CHECKPOINT_DIR_KEY`` (the caller hands it to Tune).
+            Every report holds ``epochs_trained``, ``checkpoint_bytes_total`` (0 without
+            checkpoints) and, when it resumed, ``resumed_from_epoch`` (and
+            ``checkpoint_skipped``: why newer checkpoints were not whole).
 
     Returns:
         The metrics of the last epoch.
@@ -71,7 +79,7 @@ def run_training(
     run = TrialRun(hp, data, model_name, task or task_for(data.task), device, save_dir, started_at)
     run.build(auto_batch_size)
     metrics: dict[str, Any] = {}
-    for epoch in range(run.restore(), run.epochs):
+    for epoch in range(run.restore(checkpoints), run.epochs):
         training = run.train_epoch(epoch)
         scores, predictions = run.evaluate()
         metrics = run.epoch_metrics(epoch, training, scores)
@@ -79,8 +87,11 @@ def run_training(
         if stop or epoch == run.epochs - 1:
             metrics.update(run.finish(predictions, metrics))
         metrics.update(run.cost())
+        metrics.update(run.resume_metrics(epoch))
+        if not stop:
+            run.checkpoint(epoch, metrics)
         report(dict(metrics))
-        run.checkpoint(epoch)
+        metrics.pop(CHECKPOINT_DIR_KEY, None)
         if stop:
             run.diverged(epoch)
             break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -17,8 +18,9 @@ from search_spaces.converters import trial_hyperparameters
 from search_spaces.registry import SIMULATED_MODELS
 from search_spaces.replay import REPLAY_MODEL
 from search_spaces.spec import StudySpec
-from search_spaces.tunables import NODE_KEYS, TRIAL_NUMBER_KEY
-from workers.faults import maybe_fail
+from search_spaces.tunables import NODE_KEYS, RESUME_FROM_KEY, TRIAL_NUMBER_KEY
+from workers.checkpoints import CHECKPOINT_DIR_KEY, CheckpointPlan
+from workers.faults import maybe_fail, maybe_fail_after_epoch
 from workers.replay import run_replay
 from workers.study_data import study_data
 from workers.toy import run_toy
@@ -46,13 +48,15 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     # Attempts are counted per Tune trial id: a trial's directory differs between a fresh and
     # a reused actor process.
     attempts_dir = Path(context.storage_path) / "attempts" / trial.get_trial_id()
-    maybe_fail(config.get(TRIAL_NUMBER_KEY), str(attempts_dir))
+    number = config.get(TRIAL_NUMBER_KEY)
+    maybe_fail(number, str(attempts_dir))
+    report = with_location(_reporter(number, str(attempts_dir)))
     if context.spec.task.model == "toy":
-        run_toy(hp, report=with_location(tune.report), started_at=started_at)
+        run_toy(hp, report=report, started_at=started_at)
         return
     if context.spec.task.model == REPLAY_MODEL:
         table = str(context.spec.task.dataset.name)
-        run_replay(table, hp, report=with_location(tune.report), started_at=started_at)
+        run_replay(table, hp, report=report, started_at=started_at)
         return
     # This trial's model (sampled when the search space has "model") and its tokenised data.
     ref = context.data_refs[context.spec.models().index(hp["model"])]
@@ -66,16 +70,74 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             hp,
             data,
             hp["model"],
-            report=with_location(tune.report),
+            report=report,
             save_dir=_save_dir(config, context),
             started_at=started_at,
             auto_batch_size=context.spec.task.auto_batch_size,
+            checkpoints=checkpoint_plan(context.spec, config.get(RESUME_FROM_KEY)),
         )
         return
     if resources.ddp == "ray_train":
         _fit_with_ray_train(hp, context, _save_dir(config, context), started_at)
         return
-    _fit_on_kept_group(hp, context, _save_dir(config, context), started_at)
+    resume_from = config.get(RESUME_FROM_KEY)
+    _fit_on_kept_group(hp, context, _save_dir(config, context), started_at, report, resume_from)
+
+
+def _reporter(number: int | None, attempts_dir: str) -> Callable[[dict[str, Any]], None]:
+    """``tune.report`` that hands a report's checkpoint (``CHECKPOINT_DIR_KEY``) to Tune, which
+    copies it into the study's storage, and then removes the temporary directory; and fails
+    the trial after an epoch when test-only failure injection says so."""
+
+    def report(metrics: dict[str, Any]) -> None:
+        directory = metrics.pop(CHECKPOINT_DIR_KEY, None)
+        if "resumed_from_epoch" in metrics and isinstance(metrics.get("epoch"), int | float):
+            # A re-run resumed from an earlier attempt's checkpoint counts its Tune iterations
+            # from 1; its reports keep the trial's epochs (schedulers and Optuna steps).
+            metrics["training_iteration"] = int(metrics["epoch"])
+        try:
+            if directory is None:
+                tune.report(metrics)
+            else:
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        finally:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+        if isinstance(metrics.get("epoch"), int | float):
+            maybe_fail_after_epoch(number, int(metrics["epoch"]), attempts_dir)
+
+    return report
+
+
+def checkpoint_plan(spec: StudySpec, resume_from: str | None = None) -> CheckpointPlan | None:
+    """This trial's checkpoint plan: the spec's ``checkpoint`` setting and the checkpoint Tune
+    restored it with (a retried trial's last), else ``resume_from`` (the last checkpoint of the
+    trial of an earlier attempt this one re-runs); None when checkpoints are off."""
+    setting = spec.checkpoint
+    if not setting.enabled:
+        return None
+    latest = tune.get_checkpoint()
+    latest_dir: str | None = resume_from if resume_from and Path(resume_from).is_dir() else None
+    if latest is not None:
+        # A local storage path is read in place (so older kept checkpoints beside it are
+        # reachable); a remote one (s3://) is downloaded first.
+        local = Path(latest.path)
+        latest_dir = str(local) if local.is_dir() else latest.to_directory()
+    return CheckpointPlan(
+        setting.every_epochs, setting.keep, setting.max_bytes, latest_dir, _trial_storage_dir()
+    )
+
+
+def _trial_storage_dir() -> str | None:
+    """The trial's directory in the study's storage when that is a local directory (other
+    trials' checkpoints are counted beside it), else None."""
+    try:
+        from ray.train._internal.session import get_storage
+
+        path = Path(get_storage().trial_fs_path)
+    except Exception:  # an internal API: without it only this trial's bytes are counted
+        return None
+    return str(path) if path.parent.is_dir() else None
 
 
 def _save_dir(config: dict[str, Any], context: TrialContext) -> str | None:
@@ -89,7 +151,12 @@ def _save_dir(config: dict[str, Any], context: TrialContext) -> str | None:
 
 
 def _fit_on_kept_group(
-    hp: dict[str, Any], context: TrialContext, save_dir: str | None, started_at: float
+    hp: dict[str, Any],
+    context: TrialContext,
+    save_dir: str | None,
+    started_at: float,
+    report: Callable[[dict[str, Any]], None],
+    resume_from: str | None,
 ) -> None:
     """Run the trial on this trial process's kept DDP group (``workers.rank_group``), as rank 0."""
     from workers.rank_group import group_for, run_on_group
@@ -102,12 +169,14 @@ def _fit_on_kept_group(
     )
     from workers.train_loop import default_device, run_training
 
+    plan = checkpoint_plan(context.spec, resume_from)
     options = {
         "hp": hp,
         "model": hp["model"],
         "data_refs": context.data_refs,
         "started_at": started_at,
         "auto_batch_size": context.spec.task.auto_batch_size,
+        "checkpoints": plan,  # every rank restores; rank 0 writes
     }
     # How the trial's workers started: a fresh group (its start-up in seconds) or a kept one.
     run_keys = {
@@ -115,7 +184,6 @@ def _fit_on_kept_group(
         "ddp_group_start_s": group.started_s,
         "ddp_group_nodes": float(group.nodes),
     }
-    report = with_location(tune.report)
     data = study_data(context.data_refs[0])
 
     def train_rank_zero(send: Callable[[dict[str, Any]], None]) -> None:
@@ -128,6 +196,7 @@ def _fit_on_kept_group(
             save_dir=save_dir,
             started_at=started_at,
             auto_batch_size=context.spec.task.auto_batch_size,
+            checkpoints=plan,
         )
 
     run_on_group(group, options, train_rank_zero, report)

@@ -3,8 +3,9 @@ optimizer), ``restore`` (the epoch to start from), ``train_epoch``, ``evaluate``
 (deploy metrics and the saved model, after the last epoch), ``report`` and ``checkpoint``.
 
 The task (``workers.tasks``) supplies the head, the loss and the metrics; nothing here knows a
-particular task. ``restore`` and ``checkpoint`` are the seams of resumable trials: today a trial
-starts at epoch 0 and keeps no checkpoint.
+particular task. ``restore`` and ``checkpoint`` make trials resumable (``workers.checkpoints``):
+with a ``CheckpointPlan`` rank 0 writes a checkpoint after every ``every_epochs`` epochs, and
+every rank of a retried trial loads the newest whole one and continues from the next epoch.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import inspect
 import logging
 import math
 import random
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,11 +27,24 @@ from torch.nn.parallel import DistributedDataParallel
 
 from workers.auto_batch import fit_micro_batch, micro_batches, worst_case_probe
 from workers.batching import batches_on, length_grouped_batches, shard_indices
+from workers.checkpoints import (
+    CHECKPOINT_DIR_KEY,
+    CheckpointPlan,
+    CheckpointTooLarge,
+    Progress,
+    checkpoint_bytes,
+    first_whole,
+    read_checkpoint,
+    rng_states,
+    set_rng_states,
+    study_checkpoint_bytes,
+    write_checkpoint,
+)
 from workers.cost import CostMeter, parameter_counts
 from workers.data import TokenizedData
 from workers.faults import check_simulated_oom, simulated_oom_limit
 from workers.final_model import finish_model
-from workers.lora import with_lora
+from workers.lora import is_lora, with_lora
 from workers.lr_schedule import linear_schedule_with_warmup
 from workers.models import build_model
 from workers.optimizers import make_optimizer
@@ -100,6 +116,11 @@ class TrialRun:
         self.batch_size = int(hp["batch_size"])
         self.accumulate = int(hp["gradient_accumulation_steps"])
         self.oom_limit = simulated_oom_limit()
+        self.plan: CheckpointPlan | None = None
+        self.progress = Progress()
+        self.start_epoch = 0
+        self.resumed_from: int | None = None
+        self.skipped: list[str] = []
 
     def build(self, auto_batch_size: bool) -> None:
         """The model (with LoRA), precision, the micro-batch that fits, DDP and the optimizer."""
@@ -151,9 +172,48 @@ class TrialRun:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids, **no_sync)
 
-    def restore(self) -> int:
-        """The epoch to start from (0: no checkpoint is kept yet)."""
-        return 0
+    def restore(self, plan: CheckpointPlan | None = None) -> int:
+        """Load the newest whole checkpoint of ``plan.latest`` and its older siblings (a
+        truncated or corrupt one is skipped, with the reason kept for the reports); the epoch to
+        start from (0: none, or none whole)."""
+        self.plan = plan
+        if plan is None or plan.latest is None:
+            return 0
+        directory, self.skipped = first_whole(Path(plan.latest))
+        for reason in self.skipped:
+            logger.warning("checkpoint skipped: %s", reason)
+        if directory is None:
+            return 0
+        state, progress = read_checkpoint(directory, self.device)
+        self.model.load_state_dict(state["model"], strict=not is_lora(self.model))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        rngs = state["rng"]
+        if self.rank < len(rngs):
+            set_rng_states(rngs[self.rank])
+        else:  # more ranks than when it was written: a fresh stream for this one
+            torch.manual_seed(self.seed + self.rank + 1_000_003 * progress.epochs_done)
+        progress.sizes.append(checkpoint_bytes(directory))
+        self.progress = progress
+        self.start_epoch = self.resumed_from = progress.epochs_done
+        return progress.epochs_done
+
+    def resume_metrics(self, epoch: int) -> dict[str, Any]:
+        """How the trial resumed, for the report of ``epoch``: ``epochs_trained`` (by this run),
+        ``checkpoint_bytes_total``, and ``resumed_from_epoch`` and ``checkpoint_skipped`` when
+        they apply."""
+        keep = self.plan.keep if self.plan is not None else 0
+        metrics: dict[str, Any] = {
+            "epochs_trained": float(epoch + 1 - self.start_epoch),
+            "checkpoint_bytes_total": float(self.progress.kept_bytes(keep)),
+        }
+        if self.resumed_from is not None:
+            metrics["resumed_from_epoch"] = float(self.resumed_from)
+        if self.skipped:
+            metrics["checkpoint_skipped"] = "; ".join(self.skipped)[-1000:]
+        return metrics
 
     def _loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The task's mean loss of one (micro-)batch, the forward pass under autocast."""
@@ -262,8 +322,54 @@ class TrialRun:
         totals = all_reduce_sum(sums, self.distributed).tolist()
         return {**self.meter.metrics(totals), **self.counts}
 
-    def checkpoint(self, epoch: int) -> None:
-        """Keep what resuming after ``epoch`` needs (nothing yet: trials restart from epoch 0)."""
+    def checkpoint(self, epoch: int, metrics: dict[str, Any]) -> None:
+        """Record ``epoch``'s report, and when the plan says so write a checkpoint of what
+        resuming after it needs (rank 0; every rank hands over its RNG states): its directory
+        goes to Tune with the report (``CHECKPOINT_DIR_KEY``), and ``checkpoint_bytes_total``
+        counts it.
+
+        Raises:
+            CheckpointTooLarge: The study's checkpoints would exceed ``plan.max_bytes``.
+        """
+        self.progress.history.append(
+            {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
+        )
+        self.progress.epochs_done = epoch + 1
+        plan = self.plan
+        if plan is None or not plan.due(epoch, self.epochs):
+            return
+        rngs = [rng_states()]
+        if self.distributed:
+            gathered: list[Any] = [None] * self.world_size
+            dist.all_gather_object(gathered, rngs[0])
+            rngs = gathered
+        if self.rank != 0:
+            return
+        trained = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        weights = self.model.state_dict()
+        if is_lora(self.model):  # the adapters and the head; the frozen base is rebuilt
+            weights = {k: v for k, v in weights.items() if k in trained}
+        state = {
+            "model": weights,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": rngs,
+        }
+        directory = write_checkpoint(state, self.progress)
+        size = checkpoint_bytes(directory)
+        self.progress.sizes.append(size)
+        own = self.progress.kept_bytes(plan.keep)
+        total = own + (study_checkpoint_bytes(Path(plan.trial_dir)) if plan.trial_dir else 0)
+        if total > plan.max_bytes:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise CheckpointTooLarge(
+                f"the checkpoint of epoch {epoch + 1} ({size} bytes) does not fit: the study's "
+                f"checkpoints would take {total} bytes, over checkpoint.max_bytes "
+                f"({plan.max_bytes} bytes)"
+            )
+        metrics["checkpoint_bytes_total"] = float(own)
+        metrics[CHECKPOINT_DIR_KEY] = str(directory)
 
     def diverged(self, epoch: int) -> None:
         if self.rank == 0:

@@ -221,12 +221,25 @@ def _problem(data: dict[str, Any]) -> tuple[str, str]:
             "task.hyperparameters.gradient_accumulation_steps",
             "below its minimum",
         ),
+        (_with(checkpoint={"every_epochs": -1}), "checkpoint.every_epochs", "greater than or"),
+        (_with(checkpoint={"every_epochs": 1.5}), "checkpoint.every_epochs", "integer"),
+        (_with(checkpoint={"keep": 0}), "checkpoint.keep", "greater than or equal to 1"),
+        (_with(checkpoint={"max_bytes": 0}), "checkpoint.max_bytes", "greater than or equal"),
+        (_with(checkpoint={"max_bytes": 2**41}), "checkpoint.max_bytes", "less than or equal"),
+        (_with(checkpoint={"enabled": False}), "checkpoint.enabled", "Extra inputs"),
     ],
 )
 def test_bad_spec_names_field_and_reason(data: dict[str, Any], field: str, reason: str) -> None:
     found_field, found_reason = _problem(data)
     assert found_field == field
     assert reason in found_reason
+
+
+def test_checkpoints_are_on_by_default_and_off_with_zero_epochs() -> None:
+    spec = validate_spec(BASE)
+    assert spec.checkpoint.enabled and spec.checkpoint.every_epochs == 1
+    assert spec.checkpoint.keep == 2 and spec.checkpoint.max_bytes == 10 * 1024**3
+    assert not validate_spec(_with(checkpoint={"every_epochs": 0})).checkpoint.enabled
 
 
 def test_grid_rejects_continuous_parameters() -> None:

@@ -122,6 +122,7 @@ WRONG_TYPES: dict[str, Any] = {
     "points_to_evaluate": {"learning_rate": 1e-4},
     "warm_start": "abc",
     "tracking": ["mlflow"],
+    "checkpoint": 1,
     "surprise": 1,
 }
 

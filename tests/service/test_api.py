@@ -133,6 +133,10 @@ def test_malformed_bodies_are_400(
         ({"objective": {"metric": "perplexity"}}, "objective.metric"),
         ({"task": {"dataset": {"train": "/nope/train.tsv"}}}, "task.dataset.train"),
         ({"budget": {"n_trials": -3}}, "budget.n_trials"),
+        ({"checkpoint": {"every_epochs": -1}}, "checkpoint.every_epochs"),
+        ({"checkpoint": {"keep": 0}}, "checkpoint.keep"),
+        ({"checkpoint": {"max_bytes": 2**41}}, "checkpoint.max_bytes"),
+        ({"checkpoint": {"enabled": False}}, "checkpoint.enabled"),
     ],
 )
 def test_invalid_specs_are_422_with_field(

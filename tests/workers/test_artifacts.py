@@ -61,6 +61,7 @@ def test_run_training_saves_a_loadable_model_before_its_last_report(tmp_path: Pa
         *COST_STRING_KEYS,
         *RUN_KEYS,
         *RUN_STRING_KEYS,
+        "epochs_trained",
     }
     assert set(first) == {*every, "saved"} and not first["saved"]  # only after last
     assert set(last) == {*every, *DEPLOY_KEYS, task.compressed_metric, *ARTIFACT_KEYS, "saved"}

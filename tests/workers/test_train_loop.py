@@ -37,7 +37,7 @@ from workers.train_loop import length_grouped_batches, run_training, shard_indic
 CLASSIFICATION = BUILTIN_TASKS["classification"]
 EVERY_REPORT = {
     *CLASSIFICATION.metrics, *REPORT_KEYS, *COST_KEYS, *COST_STRING_KEYS, *RUN_KEYS,
-    *RUN_STRING_KEYS,
+    *RUN_STRING_KEYS, "epochs_trained",
 }  # fmt: skip
 FINAL = (*DEPLOY_KEYS, CLASSIFICATION.compressed_metric)
 
