@@ -246,3 +246,17 @@ def study_checkpoint_bytes(trial_dir: Path) -> int:
             if _TUNE_CHECKPOINT.search(directory.name) and directory.is_dir():
                 total += checkpoint_bytes(directory)
     return total
+
+
+def remove_study_checkpoints(results_dir: Path, study_id: str) -> int:
+    """Delete every checkpoint of the study's attempts once it has ended (its best model is kept
+    apart, under artifacts/); the bytes freed. Nothing for storage that is not a local dir."""
+    freed = 0
+    if not results_dir.is_dir():
+        return 0
+    for experiment in results_dir.glob(f"study-{study_id}-attempt-*"):
+        for directory in experiment.glob("*/checkpoint_*"):
+            if _TUNE_CHECKPOINT.search(directory.name) and directory.is_dir():
+                freed += checkpoint_bytes(directory)
+                shutil.rmtree(directory, ignore_errors=True)
+    return freed

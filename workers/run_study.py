@@ -20,6 +20,7 @@ from typing import Any
 from search_spaces.protocol import ATTEMPT_ENV, DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
 from search_spaces.registry import SIMULATED_MODELS
 from search_spaces.tunables import final_only_metrics
+from workers.checkpoints import remove_study_checkpoints
 
 log = logging.getLogger("workers.run_study")
 NOT_SPENT = ("interrupted", "cancelled")  # error texts of trials whose budget is spent again
@@ -152,6 +153,9 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     )
     finish_trackers(trackers, storage, stored, outcome, best_model)
     writer.close()
+    if ":/" not in str(results_dir):  # the study has ended: its checkpoints are done with
+        freed = remove_study_checkpoints(results_dir, study_id)
+        log.info("removed the study's checkpoints: %d bytes", freed)
     return outcome
 
 

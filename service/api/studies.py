@@ -183,15 +183,19 @@ def delete_study(
     settings: SettingsDep,
     principal: PrincipalDep,
 ) -> Response:
-    """Remove a study that is not running, with its trials, events and kept model (409 while
-    running; of concurrent deletions one succeeds, the others get a 404)."""
+    """Remove a study that is not running, with its trials, events, kept model and Tune
+    results with their checkpoints (409 while running; of concurrent deletions one succeeds,
+    the others get a 404)."""
     try:
         lifecycle.delete(require_study(store, study_id, principal))
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
     except Gone:
         raise not_found(study_id) from None
-    shutil.rmtree(Path(settings.results_dir) / ARTIFACTS_DIR / study_id, ignore_errors=True)
+    results = Path(settings.results_dir)
+    shutil.rmtree(results / ARTIFACTS_DIR / study_id, ignore_errors=True)
+    for experiment in results.glob(f"study-{study_id}-attempt-*"):  # the driver's Tune runs
+        shutil.rmtree(experiment, ignore_errors=True)
     return Response(status_code=204)
 
 

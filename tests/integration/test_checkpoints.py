@@ -59,7 +59,7 @@ def _only_trial(client: httpx.Client, study_id: str) -> dict[str, Any]:
 
 
 def test_a_retried_trial_resumes_from_its_checkpoint_with_identical_results(
-    api: httpx.Client, failing_server: httpx.Client
+    api: httpx.Client, server: Server, failing_server: httpx.Client
 ) -> None:
     interrupted_id = submit(failing_server, {**SPEC, "max_failures": 1})
     uninterrupted_id = submit(api, SPEC)
@@ -78,6 +78,10 @@ def test_a_retried_trial_resumes_from_its_checkpoint_with_identical_results(
     # Exactly the same, epoch by epoch (torch on the CPU is deterministic here).
     assert {k: resumed["metrics"][k] for k in FINAL} == {k: whole["metrics"][k] for k in FINAL}
     assert resumed["intermediate_values"] == whole["intermediate_values"]
+    # The study has ended: its trial directories stay, their checkpoints are gone.
+    (experiment,) = (server.state_dir / "ray_results").glob(f"study-{uninterrupted_id}-attempt-*")
+    assert [p for p in experiment.iterdir() if p.is_dir()]
+    assert not list(experiment.glob("*/checkpoint_*"))
     assert sorted(whole["intermediate_values"], key=int) == ["1", "2", "3", "4"]
 
 

@@ -170,7 +170,10 @@ def test_cancel_and_delete(toy_server: tuple[Server, httpx.Client]) -> None:
 
     assert client.post(f"/studies/{queued}/cancel").json()["status"] == "CANCELLED"
     study = client.get(f"/studies/{running}").json()
+    results = server.state_dir / "ray_results"
+    assert list(results.glob(f"study-{running}-attempt-*"))  # the driver's Tune run
     assert client.delete(f"/studies/{running}").status_code == 204
+    assert not list(results.glob(f"study-{running}-attempt-*"))  # gone with the study
     assert client.get(f"/studies/{running}").status_code == 404
     assert client.get(f"/studies/{running}/trials").status_code == 404
     with pytest.raises(KeyError):
