@@ -106,12 +106,28 @@ def rng_states() -> dict[str, Any]:
 
     states: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(np.random.get_state(legacy=True)),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
+
+
+def _numpy_state(state: Any) -> dict[str, Any]:
+    """NumPy's legacy state as plain values and a tensor, so that checkpoints load with
+    ``torch.load(weights_only=True)`` (no arbitrary unpickling)."""
+    import numpy as np
+    import torch
+
+    name, keys, pos, has_gauss, cached = state
+    return {
+        "name": str(name),
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
@@ -120,7 +136,16 @@ def set_rng_states(states: dict[str, Any]) -> None:
     import torch
 
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    numpy_state = states["numpy"]
+    np.random.set_state(
+        (
+            numpy_state["name"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -198,8 +223,8 @@ def read_checkpoint(directory: Path, device: torch.device) -> tuple[dict[str, An
     """The state and progress of a verified checkpoint (see :func:`checkpoint_problem`)."""
     import torch
 
-    # Our own files, verified against their manifest: the RNG states need full unpickling.
-    state = torch.load(directory / STATE, map_location=device, weights_only=False)
+    # Tensors and plain values only: a checkpoint never runs code when it is loaded.
+    state = torch.load(directory / STATE, map_location=device, weights_only=True)
     progress = Progress.from_json(json.loads((directory / PROGRESS).read_text()))
     return state, progress
 
