@@ -97,7 +97,7 @@ def scheduler_problem(spec: StudySpec) -> Broken | None:
             f"{scheduler.max_epochs} is beyond the epochs of the longest trial ({longest}: "
             "task.epochs, or search_space.epochs)"
         )
-    if scheduler.type not in ("asha", "hyperband"):
+    if scheduler.type not in ("asha", "hyperband", "hyperband_sync", "bohb"):
         return None
     max_epochs = scheduler.max_epochs or longest
     rungs = rung_count(max_epochs, scheduler.grace_period, scheduler.reduction_factor)

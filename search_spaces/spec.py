@@ -35,6 +35,7 @@ from search_spaces.paths import (
     hub_id_problem,
     looks_like_path,
 )
+from search_spaces.pausing import pausing_problem
 from search_spaces.registry import BUILTIN_DATASETS, BUILTIN_MODELS, SIMULATED_MODELS
 from search_spaces.replay import replay_problem, table_names
 from search_spaces.rules import TASK_OPTIONS, dataset_problem, metric_problem, option_problem
@@ -98,9 +99,13 @@ class Constraint(_Strict):
 
 
 class Scheduler(_Strict):
-    """Early stopping of poor trials by a Ray Tune scheduler (stopped trials are PRUNED)."""
+    """A Ray Tune trial scheduler: early stopping of poor trials (stopped trials are PRUNED),
+    or one that pauses trials and resumes them from their checkpoints (``PAUSING_SCHEDULERS``:
+    synchronous Hyperband, BOHB, and population based training, PBT and PB2)."""
 
-    type: Literal["none", "asha", "hyperband", "median"] = "none"
+    type: Literal["none", "asha", "hyperband", "median", "hyperband_sync", "bohb", "pbt", "pb2"] = (
+        "none"
+    )
     grace_period: Annotated[int, Field(ge=1, le=10_000)] = 1
     reduction_factor: Annotated[float, Field(gt=1, le=100)] = 3.0
     max_epochs: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
@@ -116,6 +121,18 @@ class Scheduler(_Strict):
     )
     direction: Literal["maximize", "minimize"] | None = Field(
         default=None, description="Which way the scheduler's metric is better (default: its usual)."
+    )
+    perturbation_interval: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=1, description="pbt, pb2: epochs between two exploit-and-explore steps."
+    )
+    quantile_fraction: Annotated[float, Field(gt=0, le=0.5)] = Field(
+        default=0.25,
+        description="pbt, pb2: the bottom share of the population that copies the top share.",
+    )
+    resample_probability: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.25,
+        description="pbt: chance that an explored value is drawn anew from the search space "
+        "instead of perturbed (x0.8 or x1.2, or a neighbouring choice).",
     )
 
     @field_validator("metric")
@@ -475,7 +492,7 @@ class StudySpec(_Strict):
             return
         if self.is_multi_objective:
             raise FieldError(("scheduler", "type"), "early stopping needs a single objective")
-        if broken := scheduler_problem(self):
+        if broken := scheduler_problem(self) or pausing_problem(self):
             raise FieldError(*broken)
         epochs = self.max_epochs()
         if epochs < 2:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from service.population import PAUSED, is_paused, lineage
+
 if TYPE_CHECKING:  # the CLI client imports these schemas without the store's SQLAlchemy
     from service.store import StudyRecord
     from service.store.trials import TrialRecord
@@ -58,7 +60,7 @@ class TrialPublic(BaseModel):
     """One trial: parameters, objective values, per-epoch values, metrics and timings."""
 
     number: int
-    state: str = Field(description="RUNNING | COMPLETE | PRUNED | FAIL | WAITING")
+    state: str = Field(description="RUNNING | PAUSED | COMPLETE | PRUNED | FAIL | WAITING")
     params: dict[str, Any]
     value: float | None
     values: list[float | None] | None
@@ -68,13 +70,23 @@ class TrialPublic(BaseModel):
     datetime_start: datetime | None
     datetime_complete: datetime | None
     duration_s: float | None
+    lineage: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="pbt, pb2: the trial's exploit steps {epoch, from_trial, params}: at "
+        "epoch it copied trial from_trial's checkpoint and trained on with params",
+    )
+    schedule: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="/best of a population-trained study: the steps {from_epoch, trial, "
+        "params} that trained the best trial's weights (null: params alone did)",
+    )
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialPublic:
         """Convert a stored trial; non-finite floats become null (JSON has no NaN/inf)."""
         return cls(
             number=trial.number,
-            state=trial.state,
+            state=PAUSED if is_paused(trial.state, trial.user_attrs) else trial.state,
             params=trial.params,
             value=_finite(trial.value),
             values=[_finite(v) for v in trial.values] if trial.values else None,
@@ -84,6 +96,7 @@ class TrialPublic(BaseModel):
             datetime_start=trial.datetime_start,
             datetime_complete=trial.datetime_complete,
             duration_s=trial.duration_s,
+            lineage=lineage(trial),
         )
 
 

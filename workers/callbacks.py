@@ -40,14 +40,30 @@ class StudyEvents(Callback):
         self._searcher = searcher
         self.failed = 0
         self.started = 0
+        self._paused: set[str] = set()  # paused at the last step
+        self._resuming: set[str] = set()  # paused since they last started
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self.started += 1
         bookkeeping = (TRIAL_NUMBER_KEY, RESUME_FROM_KEY)
         params = {k: v for k, v in trial.config.items() if k not in bookkeeping}
+        if trial.trial_id in self._resuming:  # a paused trial resuming (maybe with new params)
+            self._resuming.discard(trial.trial_id)
+            self._writer.write("trial_resumed", self._about(trial, params=params))
+            return
+        self.started += 1
         self._writer.write("trial_started", self._about(trial, params=params))
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """Mark the trials a scheduler paused (and those it resumed) in Optuna."""
+        paused = {trial.trial_id for trial in trials if trial.status == Trial.PAUSED}
+        for trial_id in paused - self._paused:
+            self._searcher.mark_paused(trial_id, True)
+            self._resuming.add(trial_id)
+        for trial_id in self._paused - paused:
+            self._searcher.mark_paused(trial_id, False)
+        self._paused = paused
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any

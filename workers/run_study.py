@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from search_spaces.pausing import checkpoints_kept
 from search_spaces.protocol import ATTEMPT_ENV, DATABASE_URL_ENV, OUTCOME_PREFIX, RESULTS_DIR_ENV
 from search_spaces.registry import SIMULATED_MODELS
 from search_spaces.tunables import final_only_metrics
@@ -118,7 +119,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
             num_samples=remaining,
             max_concurrent_trials=spec.budget.max_concurrent_trials,
             time_budget_s=time_left,
-            scheduler=make_scheduler(spec),
+            scheduler=make_scheduler(spec, sink=searcher.record_exploit),
             # A trial's actor process serves the next trial (not after an error): saves a
             # process start and its imports per trial. All trials of a study need the same
             # resources; a trial's state lives in its function, not in the process.
@@ -128,9 +129,10 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
             name=f"study-{study_id}-attempt-{attempt}",
             storage_path=str(results_dir),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            # Tune keeps each trial's newest ``keep`` checkpoints (workers/checkpoints.py) in the
-            # study's storage; a retried trial resumes from the last one.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
+            # Tune keeps each trial's newest ``keep`` (PBT: all) checkpoints
+            # (workers/checkpoints.py) in the study's storage; a retried trial resumes from the
+            # last one.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_kept(spec)),
             callbacks=callbacks,
             stop=CombinedStopper(stopper, deadline),
             verbose=1,

@@ -1,14 +1,23 @@
-"""Early-stopping schedulers: the spec's ``scheduler`` as a Ray Tune trial scheduler."""
+"""The spec's ``scheduler`` as a Ray Tune trial scheduler: early stopping, or pausing ones."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
+from ray.tune.schedulers import (
+    ASHAScheduler,
+    FIFOScheduler,
+    HyperBandForBOHB,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    TrialScheduler,
+)
 
 from search_spaces.spec import StudySpec
+from workers.population import ExploitSink, make_pbt
 
 
 class SeededHyperBand(ASHAScheduler):
@@ -30,37 +39,96 @@ class SeededHyperBand(ASHAScheduler):
         self._trial_info[trial.trial_id] = self._brackets[index]
 
 
-def make_scheduler(spec: StudySpec) -> TrialScheduler:
-    """ASHA, HyperBand or the median rule on the stopping metric (``scheduler.metric``, else
-    the single objective), per epoch; else FIFO."""
+def make_scheduler(spec: StudySpec, sink: ExploitSink | None = None) -> TrialScheduler:
+    """The spec's ``scheduler`` as a Ray Tune scheduler on the stopping metric
+    (``scheduler.metric``, else the single objective), per epoch (``SCHEDULERS``); ``sink``
+    hears of PBT's and PB2's exploit steps."""
     settings = spec.scheduler
     if settings.type == "none":
         return FIFOScheduler()
     goal = spec.stopping_goal()
-    metric = goal.metric
     mode = "max" if goal.direction == "maximize" else "min"
+    return SCHEDULERS[settings.type](spec, goal.metric, mode, sink)
+
+
+def _async_hyperband(spec: StudySpec, metric: str, mode: str, _: Any) -> TrialScheduler:
+    """ASHA (one bracket) or Hyperband run asynchronously: ASHA over several brackets of grace
+    periods. Neither pauses a trial: a trial below its rung stops (PRUNED)."""
+    settings = spec.scheduler
     max_epochs = spec.max_epochs()
-    if settings.type in ("asha", "hyperband"):
-        # Hyperband runs asynchronously: ASHA over several brackets of grace periods. Tune's
-        # synchronous HyperBandScheduler pauses trials, which needs trial checkpoints to resume.
-        brackets = 1
-        if settings.type == "hyperband":
-            ratio = max_epochs / settings.grace_period
-            brackets = max(1, int(math.log(ratio, settings.reduction_factor) + 1e-9) + 1)
-        return SeededHyperBand(
-            seed=spec.algorithm_settings.get("seed"),
-            time_attr="training_iteration",
-            metric=metric,
-            mode=mode,
-            max_t=max_epochs,
-            grace_period=settings.grace_period,
-            reduction_factor=settings.reduction_factor,
-            brackets=brackets,
-        )
+    brackets = 1
+    if settings.type == "hyperband":
+        ratio = max_epochs / settings.grace_period
+        brackets = max(1, int(math.log(ratio, settings.reduction_factor) + 1e-9) + 1)
+    return SeededHyperBand(
+        seed=spec.algorithm_settings.get("seed"),
+        time_attr="training_iteration",
+        metric=metric,
+        mode=mode,
+        max_t=max_epochs,
+        grace_period=settings.grace_period,
+        reduction_factor=settings.reduction_factor,
+        brackets=brackets,
+    )
+
+
+def _median(spec: StudySpec, metric: str, mode: str, _: Any) -> TrialScheduler:
+    """Stops a trial below the median of the others' running averages at the same epoch."""
     return MedianStoppingRule(
         time_attr="training_iteration",
         metric=metric,
         mode=mode,
-        grace_period=settings.grace_period,
-        min_samples_required=settings.min_samples_required,
+        grace_period=spec.scheduler.grace_period,
+        min_samples_required=spec.scheduler.min_samples_required,
     )
+
+
+class _StopsFinishedBrackets:
+    """Ray's synchronous Hyperband leaves a trial paused for good when the bracket's other
+    trial ends on its own after the paused one reached the last rung (the bracket counts as
+    finished, so nobody stops it): the study would hang. Stop such trials (they are done)."""
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        bracket, _ = self._trial_info[trial]  # type: ignore[attr-defined]
+        super().on_trial_remove(tune_controller, trial)  # type: ignore[misc]
+        if bracket.finished():
+            bracket.cleanup_full(tune_controller)
+
+
+class SyncHyperBand(_StopsFinishedBrackets, HyperBandScheduler):
+    """Ray Tune's ``HyperBandScheduler`` (see ``_StopsFinishedBrackets``)."""
+
+
+class SyncBOHB(_StopsFinishedBrackets, HyperBandForBOHB):
+    """Ray Tune's ``HyperBandForBOHB`` (see ``_StopsFinishedBrackets``)."""
+
+
+def _hyperband_sync(spec: StudySpec, metric: str, mode: str, _: Any) -> TrialScheduler:
+    """Synchronous Hyperband: trials pause at each rung until its bracket has reported there;
+    the promoted ones resume from their checkpoints, the others stop (PRUNED). ``bohb`` is its
+    BOHB variant (Tune's ``HyperBandForBOHB``), the configurations from the study's sampler
+    (TPE by default)."""
+    kind = SyncBOHB if spec.scheduler.type == "bohb" else SyncHyperBand
+    return kind(
+        time_attr="training_iteration",
+        metric=metric,
+        mode=mode,
+        max_t=spec.max_epochs(),
+        reduction_factor=spec.scheduler.reduction_factor,
+    )
+
+
+def _population(spec: StudySpec, metric: str, mode: str, sink: Any) -> TrialScheduler:
+    return make_pbt(spec, metric, mode, sink)
+
+
+Builder = Callable[[StudySpec, str, str, "ExploitSink | None"], TrialScheduler]
+SCHEDULERS: dict[str, Builder] = {
+    "asha": _async_hyperband,
+    "hyperband": _async_hyperband,
+    "median": _median,
+    "hyperband_sync": _hyperband_sync,
+    "bohb": _hyperband_sync,
+    "pbt": _population,
+    "pb2": _population,
+}

@@ -60,6 +60,11 @@ class RecordingOptunaSearch(OptunaSearch):
         self._states: dict[str, str] = {}  # the state each finished trial was told with
         # Per-epoch values of the interrupted trial a re-run resumes, until it reports.
         self._carried: dict[str, dict[int, float]] = {}
+        # Epochs each trial trained itself: a run counts its own (``epochs_trained``) and
+        # restarts counting when the scheduler pauses the trial and resumes it from a
+        # checkpoint; the epochs of its runs before are added.
+        self._runs: dict[str, _RunCount] = {}
+        self._last_results: dict[str, dict[str, Any]] = {}  # each trial's newest report
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """Ask Optuna for a configuration; link the Tune trial and the Optuna trial both ways."""
@@ -104,6 +109,51 @@ class RecordingOptunaSearch(OptunaSearch):
         except Exception:
             log.warning("could not store the checkpoint of trial %s", trial_id, exc_info=True)
 
+    def record_exploit(
+        self, trial_id: str, source_id: str, epoch: int, config: dict[str, Any]
+    ) -> None:
+        """Append a population scheduler's exploit step to the trial's ``lineage`` user
+        attribute: ``{epoch, from_trial, params}`` (the source's Optuna number, the epoch of
+        the checkpoint copied, the trial's hyperparameters from then on)."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None or trial_id in self._completed_trials:
+            return
+        bookkeeping = (TRIAL_NUMBER_KEY, RESUME_FROM_KEY)
+        entry = {
+            "epoch": epoch,
+            "from_trial": self.trial_number(source_id),
+            "params": {k: v for k, v in config.items() if k not in bookkeeping},
+        }
+        if "epochs" in config:  # the source's length comes with its weights
+            self._expected_epochs[trial_id] = int(config["epochs"])
+        self._runs.setdefault(trial_id, _RunCount()).paused = True
+        try:
+            lineage = list(trial.user_attrs.get("lineage", []))
+            trial.set_user_attr("lineage", [*lineage, entry])
+        except Exception:
+            log.warning("could not record the lineage of trial %s", trial_id, exc_info=True)
+
+    def mark_paused(self, trial_id: str, paused: bool) -> None:
+        """Store whether a running trial is paused by its scheduler (the ``paused`` user
+        attribute; the service shows such a RUNNING trial as PAUSED)."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None or trial_id in self._completed_trials:
+            return
+        if paused:
+            self._runs.setdefault(trial_id, _RunCount()).paused = True
+        try:
+            trial.set_user_attr("paused", paused)
+        except Exception:
+            log.warning("could not mark trial %s paused=%s", trial_id, paused, exc_info=True)
+
+    def on_pause(self, trial_id: str) -> None:
+        """Tune's BOHB scheduler pausing a trial."""
+        self.mark_paused(trial_id, True)
+
+    def on_unpause(self, trial_id: str) -> None:
+        """Tune's BOHB scheduler resuming a trial."""
+        self.mark_paused(trial_id, False)
+
     def trial_number(self, trial_id: str) -> int | None:
         """The Optuna trial number of a Tune trial."""
         trial = self._ot_trials.get(trial_id)
@@ -120,6 +170,7 @@ class RecordingOptunaSearch(OptunaSearch):
         An objective measured once at the end (``FINAL_ONLY_METRICS``) has no intermediate
         values; its epochs' metrics are stored all the same."""
         self._carry_over(trial_id, result)
+        self._last_results[trial_id] = result
         if not isinstance(self.metric, str) or self.metric in result:
             super().on_trial_result(trial_id, result)
             self._reported_steps[trial_id] = int(result.get("training_iteration", 0))
@@ -131,6 +182,9 @@ class RecordingOptunaSearch(OptunaSearch):
         """Record the final metrics, then tell Optuna (failures wait for their error text)."""
         if error and trial_id in self._ot_trials and trial_id not in self._completed_trials:
             return  # told in record_failure
+        # A scheduler stopping a paused trial (synchronous Hyperband's lower half) gives no
+        # result: the trial ends where its last report left it.
+        result = result or self._last_results.get(trial_id)
         if result and trial_id not in self._completed_trials:
             self._record(trial_id, result)
             if self._stopped_early(trial_id, result):
@@ -219,6 +273,9 @@ class RecordingOptunaSearch(OptunaSearch):
             for key in _NUMBER_KEYS
             if isinstance(result.get(key), int | float) and math.isfinite(float(result[key]))
         }
+        if "epochs_trained" in metrics:
+            runs = self._runs.setdefault(trial_id, _RunCount())
+            metrics["epochs_trained"] = runs.count(metrics["epochs_trained"], result)
         location = {key: str(result[key]) for key in _STRING_KEYS if result.get(key)}
         artifact: dict[str, Any] = {}
         if isinstance(result.get("eval_predictions_head"), str):
@@ -229,3 +286,23 @@ class RecordingOptunaSearch(OptunaSearch):
             trial.set_user_attr("metrics", {**metrics, **location, **artifact})
         except Exception:  # a finished trial is immutable; never let bookkeeping kill the study
             log.warning("could not store metrics of trial %s", trial_id, exc_info=True)
+
+
+class _RunCount:
+    """Epochs a trial trained itself across the runs a pausing scheduler split it into."""
+
+    def __init__(self) -> None:
+        self.paused = False  # paused (or exploited) since its current run started
+        self.before = 0.0  # epochs trained by its earlier runs
+        self.last = 0.0  # ``epochs_trained`` of its current run's newest report
+        self.stamp: tuple[Any, ...] | None = None  # that report's, to see it again as such
+
+    def count(self, run_epochs: float, result: dict[str, Any]) -> float:
+        """The trial's epochs so far, given a report of its current run."""
+        stamp = (result.get("timestamp"), result.get("training_iteration"), run_epochs)
+        if stamp != self.stamp:
+            if self.paused and run_epochs <= self.last:  # a new run, after a pause
+                self.before += self.last
+                self.paused = False
+            self.last, self.stamp = run_epochs, stamp
+        return self.before + run_epochs

@@ -15,6 +15,7 @@ from ray import tune
 from ray.tune import PlacementGroupFactory
 
 from search_spaces.converters import trial_hyperparameters
+from search_spaces.pausing import checkpoints_kept
 from search_spaces.registry import SIMULATED_MODELS
 from search_spaces.replay import REPLAY_MODEL
 from search_spaces.spec import StudySpec
@@ -124,7 +125,11 @@ def checkpoint_plan(spec: StudySpec, resume_from: str | None = None) -> Checkpoi
         local = Path(latest.path)
         latest_dir = str(local) if local.is_dir() else latest.to_directory()
     return CheckpointPlan(
-        setting.every_epochs, setting.keep, setting.max_bytes, latest_dir, _trial_storage_dir()
+        setting.every_epochs,
+        checkpoints_kept(spec),
+        setting.max_bytes,
+        latest_dir,
+        _trial_storage_dir(),
     )
 
 

@@ -56,6 +56,15 @@ from workers.tasks.evaluation import evaluate
 logger = logging.getLogger(__name__)
 
 
+# Optimizer settings a hyperparameter chooses (the current "lr" follows the schedule).
+_GROUP_SETTINGS = ("initial_lr", "weight_decay", "betas", "eps", "momentum")
+
+
+def _group_settings(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """Each parameter group's ``_GROUP_SETTINGS``."""
+    return [{k: g[k] for k in _GROUP_SETTINGS if k in g} for g in optimizer.param_groups]
+
+
 def default_device() -> torch.device:
     """CUDA (the current device) if available, else the CPU."""
     if torch.cuda.is_available():
@@ -186,8 +195,11 @@ class TrialRun:
             return 0
         state, progress = read_checkpoint(directory, self.device)
         self.model.load_state_dict(state["model"], strict=not is_lora(self.model))
+        chosen = _group_settings(self.optimizer)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if _group_settings(self.optimizer) != chosen:
+            self._apply_settings(chosen)
         if self.scaler is not None and state.get("scaler") is not None:
             self.scaler.load_state_dict(state["scaler"])
         rngs = state["rng"]
@@ -199,6 +211,21 @@ class TrialRun:
         self.progress = progress
         self.start_epoch = self.resumed_from = progress.epochs_done
         return progress.epochs_done
+
+    def _apply_settings(self, chosen: list[dict[str, Any]]) -> None:
+        """Keep this trial's optimizer settings over the checkpoint's (a population scheduler
+        restored another trial's checkpoint under explored hyperparameters): the learning rate
+        of the restored step on this trial's schedule, its weight decay, betas, epsilon."""
+        groups = self.optimizer.param_groups
+        for group, settings in zip(groups, chosen, strict=True):
+            group.update(settings)
+        self.scheduler.base_lrs = [float(group["initial_lr"]) for group in groups]
+        step = self.scheduler.last_epoch
+        for group, base, factor in zip(
+            groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * factor(step)
+        self.scheduler._last_lr = [float(group["lr"]) for group in groups]
 
     def resume_metrics(self, epoch: int) -> dict[str, Any]:
         """How the trial resumed, for the report of ``epoch``: ``epochs_trained`` (by this run),

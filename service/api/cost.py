@@ -15,8 +15,7 @@ from pydantic import BaseModel, Field
 from service.api.studies import require_study
 from service.auth.principal import PrincipalDep
 from service.deps import StoreDep, TrialsDep
-from service.store.trial_filters import Cursor
-from service.store.trials import TrialQueries, TrialRecord
+from service.store.trials import TrialRecord
 
 router = APIRouter(prefix="/studies", tags=["trials"])
 
@@ -101,7 +100,7 @@ def read_cost(
         (task.get("hyperparameters") or {}).get("epochs") or task.get("epochs") or 1
     )
     saved = result.saved_by_early_stopping
-    for trial in _all_trials(trials, optuna_id):
+    for trial in trials.every(optuna_id, _PAGE):
         metrics = _metrics(trial)
         result.totals.add(metrics)
         if trial.state in result.by_state:
@@ -120,18 +119,6 @@ def read_cost(
             result.best_trial = TrialCost(number=best.number, state=best.state)
             result.best_trial.add(_metrics(best))
     return result
-
-
-def _all_trials(trials: TrialQueries, optuna_id: int) -> list[TrialRecord]:
-    """Every trial of the study, page by page."""
-    found: list[TrialRecord] = []
-    cursor: Cursor | None = None
-    while True:
-        page = trials.page(optuna_id, limit=_PAGE, cursor=cursor, with_total=False)
-        found += page.trials
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
 
 
 def _metrics(trial: TrialRecord) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from service.api.studies import require_study
 from service.auth.access import find_study, not_found
 from service.auth.principal import PrincipalDep
 from service.deps import StoreDep, TrialsDep
+from service.population import schedule
 from service.schemas import TrialPublic, TrialsPublic, TrialState
 from service.store import StudyStore, TrialQueries
 from service.store.trial_filters import (
@@ -135,4 +136,8 @@ def best_answer(store: StudyStore, trials: TrialQueries, study_id: str) -> Answe
             reason = f"study {study_id!r} has no completed trial yet (status {study.status})"
             return Answer(study.tenant, 404, reason.encode())
         answer = TrialPublic.of(best)
+        if answer.lineage:
+            assert optuna_id is not None
+            everyone = {t.number: t for t in trials.every(optuna_id)}
+            answer.schedule = schedule(best, everyone)
     return Answer(study.tenant, 200, answer.model_dump_json(by_alias=True).encode())

@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from search_spaces.loader import SpecSyntaxError, parse_text
+from search_spaces.pausing import PAUSING_SCHEDULERS
 from search_spaces.spec import Problem, Scheduler, SpecError
 from service.api.studies import require_study
 from service.auth.principal import PrincipalDep
@@ -64,7 +65,7 @@ async def _scheduler(request: Request) -> dict[str, object]:
     body = await read_body(request, request.app.state.settings.max_body_bytes)
     try:
         data = parse_text(body, yaml_syntax=media_type(request.headers) in YAML_TYPES)
-        return WhatIfRequest.model_validate(data).scheduler.model_dump(exclude_unset=True)
+        scheduler = WhatIfRequest.model_validate(data).scheduler
     except SpecSyntaxError as exc:
         raise HTTPException(400, str(exc)) from None
     except ValidationError as exc:
@@ -73,3 +74,10 @@ async def _scheduler(request: Request) -> dict[str, object]:
             for e in exc.errors()
         ]
         raise SpecError(problems) from None
+    if scheduler.type in PAUSING_SCHEDULERS:
+        reason = (
+            f"{scheduler.type} pauses or changes trials while they train, which recorded curves "
+            "cannot replay: use asha, hyperband or median"
+        )
+        raise SpecError([Problem(("scheduler", "type"), reason)])
+    return scheduler.model_dump(exclude_unset=True)

@@ -25,7 +25,8 @@ def plots(
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write optimisation history, parallel coordinates and parameter importance (PNG + HTML)."""
+    """Write optimisation history, parallel coordinates and parameter importance (PNG + HTML);
+    for a PBT / PB2 study also the population tree (PNG)."""
     with connect(url, api_key) as client:
         study = client.study(study_id)
         trials = client.all_trials(study_id)
@@ -36,6 +37,11 @@ def plots(
         raise Failure(f"study {study_id} has no completed trial to plot yet")
     directory.mkdir(parents=True, exist_ok=True)
     written, skipped = write_plots(loaded, study, directory)
+    from service.population_plot import has_population, write_population_tree
+
+    if has_population(trials):
+        metric = str(study.spec.get("objective", {}).get("metric", "value"))
+        written.append(write_population_tree(trials, directory, metric))
     if as_json:
         typer.echo(json.dumps({"files": [str(p) for p in written], "skipped": skipped}))
         return

@@ -13,6 +13,7 @@ from optuna.storages._rdb.models import TrialValueModel
 from optuna.trial import TrialState
 from sqlalchemy import ARRAY, BigInteger, Engine, and_, any_, bindparam, func, select
 
+from service.population import PAUSED
 from service.store.best import BestTrials
 from service.store.optuna_tables import (
     studies,
@@ -146,7 +147,21 @@ class TrialQueries:
         ``service.store.state_counts``)."""
         with self._engine.connect() as conn:
             found = self._counts.counts(conn, study_id)
-        return {state: found.get(state, 0) for state in TRIAL_STATES}
+            counts = {state: found.get(state, 0) for state in TRIAL_STATES}
+            if counts["RUNNING"]:
+                counts = _with_paused(counts, _paused(conn, [study_id]).get(study_id, 0))
+        return {**counts, PAUSED: counts.get(PAUSED, 0)}
+
+    def every(self, study_id: int, page_size: int = 500) -> list[TrialRecord]:
+        """Every trial of the study, page by page."""
+        found: list[TrialRecord] = []
+        cursor: Cursor | None = None
+        while True:
+            page = self.page(study_id, limit=page_size, cursor=cursor, with_total=False)
+            found += page.trials
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
 
     def running(self, study_id: int) -> list[tuple[int, TrialRecord]]:
         """RUNNING trials as (Optuna's internal trial id, trial)."""
@@ -302,6 +317,9 @@ class TrialQueries:
             )
             for study_id, state, n in conn.execute(query):
                 counts[study_id][_name(state)] = int(n)
+            running = [study_id for study_id, c in counts.items() if c["RUNNING"]]
+            paused = _paused(conn, running) if running else {}
+            counts = {i: _with_paused(c, paused.get(i, 0)) for i, c in counts.items()}
         best = {study_id: self.best(study_id) for study_id in ids.values()}
         return {
             name: TrialSummary(counts[study_id], _value(best[study_id]))
@@ -359,6 +377,27 @@ def complete_trial(study_id: int) -> Any:
 
 def _value(trial: TrialRecord | None) -> float | None:
     return trial.value if trial is not None else None
+
+
+def _paused(conn: Any, study_ids: list[int]) -> dict[int, int]:
+    """Per study, its RUNNING trials that their scheduler paused."""
+    query = (
+        select(trials.c.study_id, func.count())
+        .join(trial_user_attributes, trial_user_attributes.c.trial_id == trials.c.trial_id)
+        .where(
+            trials.c.study_id.in_(study_ids),
+            trials.c.state == TrialState.RUNNING,
+            trial_user_attributes.c.key == "paused",
+            trial_user_attributes.c.value_json == "true",
+        )
+        .group_by(trials.c.study_id)
+    )
+    return {int(study_id): int(n) for study_id, n in conn.execute(query)}
+
+
+def _with_paused(counts: dict[str, int], paused: int) -> dict[str, int]:
+    """Counts with the paused trials out of RUNNING and under ``PAUSED``."""
+    return {**counts, "RUNNING": counts["RUNNING"] - paused, PAUSED: paused}
 
 
 def _name(member: Any) -> str:

@@ -130,6 +130,10 @@ def test_bad_settings_are_422_naming_the_field(api: httpx.Client, study: str) ->
     ]
     bad_type = whatif(api, study, {"type": "sha"})
     assert bad_type.json()["detail"][0]["field"] == "scheduler.type"
+    pausing = whatif(api, study, {"type": "pbt"})
+    assert pausing.status_code == 422
+    assert pausing.json()["detail"][0]["field"] == "scheduler.type"
+    assert "cannot replay" in pausing.json()["detail"][0]["reason"]
     assert api.post(f"/studies/{study}/whatif", json={}).status_code == 422  # no scheduler
 
 

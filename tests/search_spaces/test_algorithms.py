@@ -119,7 +119,7 @@ def test_resumed_attempts_get_a_different_seed() -> None:
             "scheduler.type",
             "single objective",
         ),
-        ({"scheduler": {"type": "bohb"}}, "scheduler.type", "Input should be"),
+        ({"scheduler": {"type": "random_stop"}}, "scheduler.type", "Input should be"),
         (
             {"algorithm_settings": {"constant_liar": "maybe"}},
             "algorithm_settings.constant_liar",

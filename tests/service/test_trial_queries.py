@@ -182,6 +182,7 @@ def test_summaries_match_each_study(database_url: str, engine: Engine) -> None:
         frozen = study.get_trials(deepcopy=False)
         for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING"):
             assert summary.counts[state] == sum(t.state.name == state for t in frozen)
+        assert summary.counts["PAUSED"] == 0
         assert summary.best_value == study.best_value
     assert found["sum-max"].best_value == math.inf
     assert found["sum-min"].best_value == -math.inf
@@ -331,7 +332,12 @@ def test_counts_and_page_totals_stay_exact_as_trials_change(
         assert study_id is not None
         stored = optuna.load_study(study_name="counts", storage=database_url).trials
         expected = {s: sum(t.state.name == s for t in stored) for s in states}
-        assert queries.counts(study_id) == expected
+        # A RUNNING trial its scheduler paused counts as PAUSED (and is a RUNNING row).
+        paused = sum(
+            t.state.name == "RUNNING" and t.user_attrs.get("paused") is True for t in stored
+        )
+        shown = {**expected, "RUNNING": expected["RUNNING"] - paused, "PAUSED": paused}
+        assert queries.counts(study_id) == shown
         assert queries.page(study_id, limit=2).total == len(stored)
         for state in states:
             page = queries.page(study_id, where=TrialFilter(state=state), limit=2)
@@ -349,6 +355,10 @@ def test_counts_and_page_totals_stay_exact_as_trials_change(
         study.tell(study.ask(), value)
     check()
     check()  # nothing new
+    running[2].set_user_attr("paused", True)
+    check()
+    running[2].set_user_attr("paused", False)  # resumed
+    check()
     study.tell(running[2], 0.3)
     study.ask()
     check()
