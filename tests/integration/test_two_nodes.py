@@ -47,6 +47,7 @@ class Cluster:
     temp_dir: Path
     log_dir: Path
     gcs_address: str = ""
+    head_node_id: str = ""
     dashboard_url: str = ""
     client_address: str = ""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -148,12 +149,13 @@ def stop_cluster(cluster: Cluster) -> None:
     assert not left, f"Ray processes of the test cluster survived: {left}"
 
 
-@pytest.fixture
-def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
-    """A head node and a worker node, 1 CPU each, on 127.0.0.1 with token auth."""
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A head node and a worker node, 1 CPU each, on 127.0.0.1 with token auth, shared by this
+    module's tests (the last one kills the worker node)."""
     # Ray's unix sockets live under the temp dir: keep its path short (not under tmp_path).
     temp_dir = Path(tempfile.mkdtemp(prefix="hpo-2n-"))
-    cluster = Cluster(secrets.token_hex(32), temp_dir, tmp_path)
+    cluster = Cluster(secrets.token_hex(32), temp_dir, tmp_path_factory.mktemp("two-nodes"))
     ports = iter(free_ports(7))  # distinct: ports asked for one by one may repeat
     gcs_port, dashboard_port, client_port = next(ports), next(ports), next(ports)
     cluster.gcs_address = f"127.0.0.1:{gcs_port}"
@@ -179,7 +181,9 @@ def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
         )
         endpoint = RayEndpoint(cluster.dashboard_url, cluster.token, sys.executable)
         assert _wait(lambda: jobs_api_ready(endpoint), 180), f"head not up\n{cluster.logs()}"
-        cluster.start_node(
+        assert _wait(lambda: len(active_node_ids(cluster.status())) == 1, 60), cluster.status()
+        [cluster.head_node_id] = active_node_ids(cluster.status())
+        cluster.start_node(  # processes[1]: the worker node's process group
             "worker",
             [
                 f"--address={cluster.gcs_address}",
@@ -276,3 +280,80 @@ def test_trials_run_on_both_nodes(two_nodes: Cluster, tmp_path: Path) -> None:
         assert isinstance(trial["metrics"]["eval_accuracy"], float)
     used = {t["metrics"]["worker_node_id"] for t in completed}
     assert used == nodes, f"trials ran on {used}, the cluster's nodes are {nodes}"
+
+
+def test_a_killed_worker_nodes_trial_resumes_on_the_other_node(
+    two_nodes: Cluster, tmp_path: Path
+) -> None:
+    """kill -9 of a worker node mid-study: its trial resumes from its last checkpoint on the head
+    node (Tune's retry), the study succeeds with exactly its trials, and at most the epoch in
+    progress is lost. Runs last: the module's cluster loses its worker node."""
+    env = {
+        "HPO_RAY_ADDRESS": two_nodes.client_address,
+        "HPO_RAY_AUTH_TOKEN": two_nodes.token,
+        "HPO_WORKER_PYTHON": sys.executable,
+    }
+    epochs = 5
+    spec = {
+        "name": "two-nodes-kill",
+        "algorithm": "random",
+        "algorithm_settings": {"seed": 0},
+        "budget": {"n_trials": 2, "max_concurrent_trials": 2},
+        "max_failures": 1,
+        "resources_per_trial": {"num_workers": 1, "cpus_per_worker": 1},
+        "task": {
+            "model": "tiny-bert",
+            "dataset": {"name": "synthetic-sentiment"},
+            "max_seq_length": 32,
+            "max_train_samples": 384,
+            "max_eval_samples": 32,
+            "epochs": epochs,
+        },
+        "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3}},
+    }
+    server = start_server(tmp_path / "server", f"sqlite:///{tmp_path / 'hpo.db'}", env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            response = client.post("/studies", json=spec)
+            assert response.status_code == 201, response.text
+            study_id = response.json()["id"]
+
+            def on_worker_node_past_epoch_2() -> dict[str, object] | None:
+                found = client.get(f"/studies/{study_id}/trials").json()["data"]
+                for trial in found:
+                    metrics = trial["metrics"]
+                    if (
+                        trial["state"] == "RUNNING"
+                        and metrics.get("worker_node_id") not in (None, two_nodes.head_node_id)
+                        and metrics.get("epoch", 0) >= 2
+                    ):
+                        return trial
+                return None
+
+            victim: dict[str, object] | None = None
+
+            def found_victim() -> bool:
+                nonlocal victim
+                victim = on_worker_node_past_epoch_2()
+                return victim is not None
+
+            assert _wait(found_victim, 300), client.get(f"/studies/{study_id}/trials").text
+            worker = two_nodes.processes[1]
+            os.killpg(worker.pid, signal.SIGKILL)  # the raylet and every process of the node
+            study = wait_final(client, study_id, timeout_s=600)
+            assert study["status"] == "SUCCEEDED", (study, server.log_path.read_text()[-3000:])
+            trials = client.get(f"/studies/{study_id}/trials").json()["data"]
+    finally:
+        stop_server(server)
+
+    assert victim is not None
+    assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"], trials
+    resumed = next(t for t in trials if t["number"] == victim["number"])
+    metrics = resumed["metrics"]
+    assert metrics["worker_node_id"] == two_nodes.head_node_id  # it finished on the head
+    assert metrics["resumed_from_epoch"] >= 1
+    assert sorted(int(k) for k in resumed["intermediate_values"]) == list(range(1, epochs + 1))
+    # Lost: at most the epoch in progress when the node died.
+    killed_at = int(victim["metrics"]["epoch"])  # type: ignore[index]
+    assert metrics["resumed_from_epoch"] >= killed_at - 1
+

@@ -155,6 +155,20 @@ def test_a_resumed_run_continues_exactly_and_skips_a_truncated_checkpoint(
         assert {k: got[k] for k in COMPARED} == {k: expected[k] for k in COMPARED}
 
 
+def test_a_restored_checkpoint_trains_on_with_this_trials_own_learning_rate(
+    data: TokenizedData, tmp_path: Path
+) -> None:
+    """PBT restores another trial's checkpoint under explored hyperparameters: the optimizer
+    state comes from the checkpoint, the learning rate from this trial. At a rate of 0 the
+    resumed epoch leaves the copied weights as they were (the checkpoint's own rate would not)."""
+    whole = _train(data, CheckpointPlan(every_epochs=1, keep=2, max_bytes=10**9))
+    kept = _as_tune_keeps(whole, tmp_path)
+    frozen = _train(data, CheckpointPlan(1, 2, 10**9, latest=str(kept[-1])), learning_rate=0.0)
+    assert frozen[0]["resumed_from_epoch"] == 2
+    assert frozen[0]["eval_loss"] == pytest.approx(whole[1]["eval_loss"], abs=1e-7)
+    assert frozen[0]["eval_loss"] != pytest.approx(whole[2]["eval_loss"], abs=1e-7)
+
+
 def test_a_corrupt_only_checkpoint_starts_fresh(data: TokenizedData, tmp_path: Path) -> None:
     directory = tmp_path / "checkpoint_000000"
     directory.mkdir()
