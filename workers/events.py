@@ -9,15 +9,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from search_spaces.protocol import EVENTS_TABLE
+from workers.resilient_storage import is_connection_loss
 
 log = logging.getLogger(__name__)
 
 
 class EventWriter:
-    """Appends events for one study; retries while SQLite reports the database locked."""
+    """Appends events for one study; retries while SQLite reports the database locked or the
+    connection is lost (a PostgreSQL restart: about 10 s)."""
 
     def __init__(self, database_url: str, study_id: str) -> None:
         self._url = database_url
@@ -41,8 +43,9 @@ class EventWriter:
                 with self._connect().begin() as conn:
                     conn.execute(self._insert, values)
                 return
-            except OperationalError as exc:
-                if "locked" not in str(exc).lower() or attempt == 9:
+            except (OperationalError, DBAPIError) as exc:
+                retriable = "locked" in str(exc).lower() or is_connection_loss(exc)
+                if not retriable or attempt == 9:
                     log.warning("could not store event %s: %s", kind, exc)
                     return
                 time.sleep(0.2 * (attempt + 1))
@@ -58,6 +61,8 @@ class EventWriter:
             kwargs: dict[str, Any] = {}
             if self._url.startswith("sqlite"):
                 kwargs["connect_args"] = {"timeout": 60}
+            else:
+                kwargs["pool_pre_ping"] = True  # a connection from before a restart is replaced
             self._engine = create_engine(self._url, **kwargs)
         return self._engine
 

@@ -29,7 +29,6 @@ NOT_SPENT = ("interrupted", "cancelled")  # error texts of trials whose budget i
 
 def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tuple[bool, str]:
     """Run the study to its end; returns (succeeded, reason)."""
-    import optuna
     import ray
     from ray import tune
     from ray.tune.stopper import CombinedStopper
@@ -41,6 +40,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
     from workers.callbacks import FailureBudget, PlacementDeadline, StudyEvents
     from workers.events import EventWriter
     from workers.overhead import import_tensorboardx_without_torch
+    from workers.resilient_storage import study_storage
     from workers.schedulers import make_scheduler
     from workers.search import RecordingOptunaSearch
     from workers.study_outcome import attempt_outcome
@@ -50,12 +50,7 @@ def run(study_id: str, database_url: str, results_dir: Path, attempt: int) -> tu
 
     stored = load_study(database_url, study_id)
     spec = stored.spec
-    storage = optuna.storages.RDBStorage(
-        database_url,
-        engine_kwargs={"connect_args": {"timeout": 60}}
-        if database_url.startswith("sqlite")
-        else {},
-    )
+    storage = study_storage(database_url)  # waits out a database restart
     spent, failed_before = _spent_budget(storage, stored.optuna_study_name)
     remaining = spec.budget.n_trials - spent
     time_left = _time_left(spec.budget.time_budget_s, stored.started_at)

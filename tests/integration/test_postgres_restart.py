@@ -66,17 +66,14 @@ def test_a_study_survives_a_postgres_restart(tmp_path: Path) -> None:
                     time.sleep(0.2)
                 _restart_postgres()
                 study = wait_final(client, study_id, timeout_s=600)
-                assert study["status"] == "SUCCEEDED", (
-                    study,
-                    server.log_path.read_text()[-3000:],
-                )
+                assert study["status"] == "SUCCEEDED", study["status_reason"]
                 trials = client.get(f"/studies/{study_id}/trials").json()["data"]
                 assert client.get("/healthz").json()["database"] is True
         finally:
             stop_server(server)
     assert sorted(t["number"] for t in trials) == list(range(n_trials))
     assert [t["state"] for t in trials] == ["COMPLETE"] * n_trials, trials
-    assert study["trial_counts"]["COMPLETE"] == n_trials
+    assert study["trial_counts"] == {**study["trial_counts"], "COMPLETE": n_trials}
     assert all(sorted(map(int, t["intermediate_values"])) == [1, 2, 3, 4] for t in trials)
     configs = [tuple(sorted(t["params"].items())) for t in trials]
     assert len(set(configs)) == n_trials  # no configuration run (and counted) twice

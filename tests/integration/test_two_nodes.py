@@ -356,4 +356,3 @@ def test_a_killed_worker_nodes_trial_resumes_on_the_other_node(
     # Lost: at most the epoch in progress when the node died.
     killed_at = int(victim["metrics"]["epoch"])  # type: ignore[index]
     assert metrics["resumed_from_epoch"] >= killed_at - 1
-
