@@ -44,10 +44,10 @@ sys.path.insert(0, str(REPO))
 from service.local_server import (  # noqa: E402
     Server,
     fresh_postgres_database,
+    restart_postgres,
     start_server,
     stop_server,
 )
-from tests.integration.test_postgres_restart import _restart_postgres  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -68,7 +68,7 @@ def study_spec(name: str, checkpoints: bool) -> dict[str, Any]:
             "model": "tiny-bert",
             "dataset": {"name": "synthetic-sentiment"},
             "max_seq_length": 32,
-            "max_train_samples": 512,
+            "max_train_samples": 1024,
             "max_eval_samples": 64,
             "epochs": EPOCHS,
         },
@@ -125,7 +125,7 @@ class Chaos:
         elif kind == "ray":
             self.restart_api(with_ray=True)
         else:
-            _restart_postgres()
+            restart_postgres()
         self.log.append(
             {"fault": kind, "at_s": round(time.time(), 1), "detail": detail,
              "recovery_s": round(time.monotonic() - started, 1)}

@@ -122,6 +122,25 @@ def _ensure_postgres_running() -> None:
     raise RuntimeError("PostgreSQL on 127.0.0.1:5432 is not reachable and could not be started")
 
 
+def restart_postgres() -> float:
+    """Restart the machine's PostgreSQL cluster (fast shutdown: open connections are cut);
+    seconds until it answers again (tests and bench/chaos.py inject it as a fault)."""
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    started = time.monotonic()
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+        check=True,
+        timeout=120,
+    )
+    for _ in range(60):
+        try:
+            psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+            return time.monotonic() - started
+        except psycopg.OperationalError:
+            time.sleep(0.5)
+    raise RuntimeError("PostgreSQL did not come back within 30 s of its restart")
+
+
 @contextlib.contextmanager
 def fresh_postgres_database() -> Iterator[str]:
     """A new, empty PostgreSQL database (SQLAlchemy URL), dropped afterwards."""

@@ -7,37 +7,21 @@ alone, with its own server on a fresh database; the servers of other tests recon
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
-from service.local_server import PG_ADMIN, fresh_postgres_database, start_server, stop_server
+from service.local_server import (
+    fresh_postgres_database,
+    restart_postgres,
+    start_server,
+    stop_server,
+)
 from tests.conftest import toy_spec, wait_final
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
-
-
-def _restart_postgres() -> float:
-    """Restart the machine's PostgreSQL cluster; seconds until it answers again."""
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    started = time.monotonic()
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
-        check=True,
-        timeout=120,
-    )
-    for _ in range(60):
-        try:
-            psycopg.connect(PG_ADMIN, connect_timeout=3).close()
-            return time.monotonic() - started
-        except psycopg.OperationalError:
-            time.sleep(0.5)
-    raise AssertionError("PostgreSQL did not come back within 30 s of its restart")
 
 
 def test_a_study_survives_a_postgres_restart(tmp_path: Path) -> None:
@@ -64,7 +48,7 @@ def test_a_study_survives_a_postgres_restart(tmp_path: Path) -> None:
                 while not some_complete():
                     assert time.monotonic() < deadline, client.get(f"/studies/{study_id}").text
                     time.sleep(0.2)
-                _restart_postgres()
+                restart_postgres()
                 study = wait_final(client, study_id, timeout_s=600)
                 assert study["status"] == "SUCCEEDED", study["status_reason"]
                 trials = client.get(f"/studies/{study_id}/trials").json()["data"]
