@@ -338,8 +338,13 @@ def test_a_killed_worker_nodes_trial_resumes_on_the_other_node(
                 return victim is not None
 
             assert _wait(found_victim, 300), client.get(f"/studies/{study_id}/trials").text
-            worker = two_nodes.processes[1]
-            os.killpg(worker.pid, signal.SIGKILL)  # the raylet and every process of the node
+            # The node's raylet, agents and workers: the `ray start` process's descendants
+            # (Ray starts some in sessions of their own, so not one process group).
+            node = _descendants(two_nodes.processes[1].pid)
+            assert len(node) > 2, node
+            for pid in node:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             study = wait_final(client, study_id, timeout_s=600)
             assert study["status"] == "SUCCEEDED", (study, server.log_path.read_text()[-3000:])
             trials = client.get(f"/studies/{study_id}/trials").json()["data"]
@@ -356,3 +361,20 @@ def test_a_killed_worker_nodes_trial_resumes_on_the_other_node(
     # Lost: at most the epoch in progress when the node died.
     killed_at = int(victim["metrics"]["epoch"])  # type: ignore[index]
     assert metrics["resumed_from_epoch"] >= killed_at - 1
+
+
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process below it (by parent PID, from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
