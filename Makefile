@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast fuzz lint format clean bench bench-search bench-replay browser
+.PHONY: install demo test test-fast fuzz lint format clean bench bench-search bench-replay bench-chaos bench-pbt browser
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,15 @@ bench-search: $(STAMP)
 bench-replay: $(STAMP)
 	$(BIN)/python bench/record_curves.py
 	$(BIN)/python bench/search_replay.py --resume
+
+# Several fine-tuning studies under random faults (driver, API, whole Ray, PostgreSQL restart):
+# invariants and epochs redone, with and without checkpoints (about 10 min).
+bench-chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py
+
+# PBT against random search and TPE+ASHA at equal compute on RTE with MiniLM (about 1 hour).
+bench-pbt: $(STAMP)
+	$(BIN)/python bench/pbt_compare.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check service workers search_spaces tests bench

@@ -3,7 +3,8 @@ invariant checked and the epochs the faults cost counted.
 
 A real server (its own local Ray head, PostgreSQL by default) runs ``--studies`` tiny-BERT
 studies with trial checkpoints and as many without (``checkpoint.every_epochs: 0``). For
-``--duration`` seconds, every ``--every`` seconds one fault is injected, drawn at random from:
+``--duration`` seconds, every ``--every`` seconds one fault is injected, the kinds in turn (in a
+seeded random order):
 
 - ``driver``: kill -9 of a running study driver (the study resumes in its next attempt);
 - ``api``: kill -9 of the API process, then a new one on the same database and Ray;
@@ -17,7 +18,7 @@ of one configuration, and nothing left RUNNING or PAUSED. Epochs redone = epochs
 reported training minus the epochs planned (the epoch in progress at a kill reported nothing
 and is not in it), per arm (with and without checkpoints) and per fault.
 
-    python bench/chaos.py                      # 2+2 studies, 4 min of faults: about 10 min
+    python bench/chaos.py                      # 2+2 studies, 5 min of faults: about 10 min
     python bench/chaos.py --duration 60 --every 20 --studies 1 --sqlite     # a quick look
 """
 
@@ -51,7 +52,7 @@ from service.local_server import (  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
-EPOCHS, TRIALS = 4, 3
+EPOCHS, TRIALS = 10, 8
 
 
 def study_spec(name: str, checkpoints: bool) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def study_spec(name: str, checkpoints: bool) -> dict[str, Any]:
             "model": "tiny-bert",
             "dataset": {"name": "synthetic-sentiment"},
             "max_seq_length": 32,
-            "max_train_samples": 1024,
+            "max_train_samples": 2048,
             "max_eval_samples": 64,
             "epochs": EPOCHS,
         },
@@ -93,6 +94,7 @@ class Chaos:
     def __init__(self, root: Path, database_url: str, sqlite: bool, rng: random.Random) -> None:
         self.root, self.database_url, self.rng = root, database_url, rng
         self.kinds = ["driver", "api", "ray"] + ([] if sqlite else ["postgres"])
+        rng.shuffle(self.kinds)  # then taken in turn: every kind is injected
         self.server: Server = start_server(root, database_url)
         self.log: list[dict[str, Any]] = []
 
@@ -110,7 +112,7 @@ class Chaos:
         self.server = start_server(self.root, self.database_url)
 
     def inject(self, running: list[str]) -> None:
-        kind = self.rng.choice(self.kinds)
+        kind = self.kinds[len(self.log) % len(self.kinds)]
         started = time.monotonic()
         detail = ""
         if kind == "driver":
@@ -166,8 +168,8 @@ def check(client: httpx.Client, study_ids: dict[str, bool]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--studies", type=int, default=2, help="per arm (with, without)")
-    parser.add_argument("--duration", type=float, default=240.0, help="seconds of faults")
-    parser.add_argument("--every", type=float, default=30.0, help="seconds between faults")
+    parser.add_argument("--duration", type=float, default=300.0, help="seconds of faults")
+    parser.add_argument("--every", type=float, default=20.0, help="seconds between faults")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sqlite", action="store_true", help="SQLite (no postgres faults)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="for the studies to end")

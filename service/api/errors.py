@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from search_spaces.spec import Problem, SpecError
 from service.store.trial_filters import QueryError
@@ -40,14 +40,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if not exc.connection_invalidated:
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
             return await _unexpected(request, exc)
-        # The database went away (restarted, network): the pool has been reset, a retry works.
+        # The database went away or refuses connections (restarting, network, locked): the
+        # pool has been reset, a retry works.
         log.warning(
             "database connection lost on %s %s: %s", request.method, request.url.path, exc.orig
         )
         return JSONResponse(
-            {"detail": "database connection lost; retry the request"},
+            {"detail": "database unavailable; retry the request"},
             status_code=503,
             headers={"Retry-After": "1"},
         )

@@ -98,3 +98,17 @@ def test_search_replay_quick(server: Server, tmp_path: Path) -> None:
         spent = [p["trial_epochs"] for p in run["curve"]]
         assert spent == sorted(spent) and len(spent) == 12  # every trial, in order of completion
     assert (tmp_path / "search_replay_quick.png").stat().st_size > 0
+
+
+def test_pbt_compare_quick(server: Server, tmp_path: Path) -> None:
+    _run("pbt_compare.py", "--url", server.url, "--out", str(tmp_path), "--seeds", "0",
+         "--methods", "random", "pbt", "--budget", "6", "--epochs", "2")  # fmt: skip
+    report = json.loads((tmp_path / "pbt_compare_quick.json").read_text())
+    methods = report["summary"]["methods"]
+    assert set(methods) == {"random", "pbt"}
+    assert methods["random"]["trial_epochs"] == [6]  # three trials of two epochs
+    assert methods["pbt"]["trial_epochs"][0] >= 6  # a population of three, pauses included
+    for row in methods.values():
+        assert 0.0 <= row["best_at_budget"] <= 1.0
+    assert report["summary"]["target_met"] is None  # TPE+ASHA did not run
+    assert (tmp_path / "pbt_compare_quick.png").stat().st_size > 0

@@ -98,7 +98,7 @@ def test_a_connection_killed_in_steady_use_is_one_503_then_recovers(
         assert terminate_others(pg_url) >= 1
         lost = client.get(f"/studies/{study_id}")
         assert lost.status_code == 503, lost.text
-        assert lost.json()["detail"] == "database connection lost; retry the request"
+        assert lost.json()["detail"] == "database unavailable; retry the request"
         assert lost.headers["retry-after"] == "1"
         again = client.get(f"/studies/{study_id}")
         assert again.status_code == 200, again.text
