@@ -27,7 +27,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.search_compare import best_within, plot, run_study, service  # noqa: E402
+from bench.search_compare import best_within, curve, plot, run_study, service  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 RTE = REPO.parent / "shared" / "data" / "rte"
@@ -91,25 +91,6 @@ def spec_for(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]
     return spec
 
 
-def curve(trials: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """Best accuracy so far against the trial-epochs trained, in order of completion; a
-    trial's compute is the epochs it trained itself (``epochs_trained``; a PBT trial's pauses
-    and exploits included)."""
-    finished = [t for t in trials if t["intermediate_values"] and t["datetime_complete"]]
-    finished.sort(key=lambda t: t["datetime_complete"])
-    spent, best, points = 0, float("-inf"), []
-    for trial in finished:
-        metrics = trial.get("metrics") or {}
-        spent += int(metrics.get("epochs_trained") or len(trial["intermediate_values"]))
-        steps = trial["intermediate_values"]
-        value = trial.get("value")
-        last = value if value is not None else steps[max(steps, key=int)]
-        if last is not None:
-            best = max(best, last)
-        points.append({"trial_epochs": spent, "best": best, "trial": trial["number"]})
-    return points
-
-
 def summarise(runs: dict[str, list[dict[str, Any]]], budget: int) -> dict[str, Any]:
     """Per method: mean best at the budget, per seed, and the compute it spent; the target:
     PBT's mean best at least TPE+ASHA's."""
@@ -152,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for seed in args.seeds:
             for method in args.methods:
                 result = run_study(api, spec_for(method, seed, args), timeout_s=7200)
-                result.update(seed=seed, curve=curve(result["trials"]))
+                result.update(seed=seed, curve=curve(result["trials"], trained=True))
                 runs[method].append(result)
                 best = best_within(result["curve"], args.budget)
                 print(f"{method:14s} seed {seed}: best {best} in {result['wall_s']:.0f} s",

@@ -111,18 +111,23 @@ def spec_for(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]
     return spec
 
 
-def curve(trials: list[dict[str, Any]]) -> list[dict[str, float]]:
+def curve(trials: list[dict[str, Any]], trained: bool = False) -> list[dict[str, float]]:
     """Best accuracy so far against cumulative trial-epochs, in order of trial completion.
 
     A trial's accuracy is its value (a complete trial's final dev accuracy; a pruned one's
-    last), its compute the epochs it ran (its last report's ``epoch``).
+    last), its compute the epochs it ran (its last report's ``epoch``), or with ``trained`` the
+    epochs it trained itself (``epochs_trained``: a PBT trial's pauses and exploits included).
     """
     finished = [t for t in trials if t["intermediate_values"] and t["datetime_complete"]]
     finished.sort(key=lambda t: t["datetime_complete"])
     spent, best, points = 0, float("-inf"), []
     for trial in finished:
         steps = trial["intermediate_values"]
-        spent += max(len(steps), int((trial.get("metrics") or {}).get("epoch", 0)))
+        metrics = trial.get("metrics") or {}
+        if trained and metrics.get("epochs_trained"):
+            spent += int(metrics["epochs_trained"])
+        else:
+            spent += max(len(steps), int(metrics.get("epoch", 0)))
         value = trial.get("value")
         last = value if value is not None else steps[max(steps, key=int)]
         if last is not None:

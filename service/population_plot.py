@@ -20,6 +20,7 @@ def write_population_tree(trials: list[TrialPublic], directory: Path, metric: st
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     ordered = sorted(trials, key=lambda t: t.number)
     lanes = {t.number: lane for lane, t in enumerate(ordered)}
@@ -46,6 +47,7 @@ def write_population_tree(trials: list[TrialPublic], directory: Path, metric: st
             )
     axes.set_xlabel("epoch (arrows: exploit, from the copied trial at the copied epoch)")
     axes.set_yticks([])
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(f"Population: lane colour is the final {metric} (yellow highest)")
     path = directory / "population_tree.png"
     figure.savefig(path, dpi=120, bbox_inches="tight")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
 from search_spaces.pausing import checkpoints_kept, explored_names, largest_bracket
-from search_spaces.spec import SpecError, validate_spec
+from search_spaces.spec import validate_spec
+from tests.search_spaces.test_spec_validation import changed, first_problem
 
 POPULATION: dict[str, Any] = {
     "name": "unit",
@@ -24,21 +24,7 @@ POPULATION: dict[str, Any] = {
 
 
 def _with(**changes: Any) -> dict[str, Any]:
-    spec = copy.deepcopy(POPULATION)
-    for dotted, value in changes.items():
-        target = spec
-        *parents, last = dotted.split("__")
-        for key in parents:
-            target = target.setdefault(key, {})
-        target[last] = value
-    return spec
-
-
-def _problem(data: dict[str, Any]) -> tuple[str, str]:
-    with pytest.raises(SpecError) as caught:
-        validate_spec(data)
-    first = caught.value.problems[0]
-    return first.field, first.reason
+    return changed(POPULATION, **changes)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +78,7 @@ def _problem(data: dict[str, Any]) -> tuple[str, str]:
 def test_each_broken_pausing_spec_names_its_field(
     data: dict[str, Any], field: str, reason: str
 ) -> None:
-    got_field, got_reason = _problem(data)
+    got_field, got_reason = first_problem(data)
     assert got_field == field
     assert reason in got_reason
 

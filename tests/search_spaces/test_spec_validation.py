@@ -24,7 +24,12 @@ BASE: dict[str, Any] = {
 
 
 def _with(**changes: Any) -> dict[str, Any]:
-    spec = copy.deepcopy(BASE)
+    return changed(BASE, **changes)
+
+
+def changed(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A copy of ``base`` with each ``parent__child`` key set to its value."""
+    spec = copy.deepcopy(base)
     for dotted, value in changes.items():
         target = spec
         *parents, last = dotted.split("__")
@@ -34,7 +39,8 @@ def _with(**changes: Any) -> dict[str, Any]:
     return spec
 
 
-def _problem(data: dict[str, Any]) -> tuple[str, str]:
+def first_problem(data: dict[str, Any]) -> tuple[str, str]:
+    """The field and reason of the first problem ``data`` is refused with."""
     with pytest.raises(SpecError) as caught:
         validate_spec(data)
     first = caught.value.problems[0]
@@ -230,7 +236,7 @@ def _problem(data: dict[str, Any]) -> tuple[str, str]:
     ],
 )
 def test_bad_spec_names_field_and_reason(data: dict[str, Any], field: str, reason: str) -> None:
-    found_field, found_reason = _problem(data)
+    found_field, found_reason = first_problem(data)
     assert found_field == field
     assert reason in found_reason
 
@@ -243,7 +249,7 @@ def test_checkpoints_are_on_by_default_and_off_with_zero_epochs() -> None:
 
 
 def test_grid_rejects_continuous_parameters() -> None:
-    field, reason = _problem(_with(algorithm="grid"))
+    field, reason = first_problem(_with(algorithm="grid"))
     assert field == "search_space.learning_rate"
     assert "discrete" in reason
 
@@ -251,7 +257,7 @@ def test_grid_rejects_continuous_parameters() -> None:
 def test_grid_rejects_more_trials_than_points() -> None:
     data = _with(algorithm="grid", budget={"n_trials": 7})
     data["search_space"]["learning_rate"] = {"type": "float", "low": 0.1, "high": 0.3, "step": 0.1}
-    field, reason = _problem(data)
+    field, reason = first_problem(data)
     assert field == "budget.n_trials"
     assert "grid size (6)" in reason
 
