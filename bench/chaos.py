@@ -55,12 +55,12 @@ FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 EPOCHS, TRIALS = 10, 8
 
 
-def study_spec(name: str, checkpoints: bool) -> dict[str, Any]:
+def study_spec(name: str, seed: int, checkpoints: bool) -> dict[str, Any]:
     """Tiny-BERT trials long enough (several seconds an epoch) to be hit mid-epoch."""
     return {
         "name": name,
         "algorithm": "random",
-        "algorithm_settings": {"seed": abs(hash(name)) % 1000},
+        "algorithm_settings": {"seed": seed},
         "budget": {"n_trials": TRIALS, "max_concurrent_trials": 1},
         "max_failures": 1,
         "checkpoint": {"every_epochs": 1 if checkpoints else 0},
@@ -190,7 +190,8 @@ def main() -> None:
             for index in range(args.studies):
                 for checkpoints in (True, False):
                     name = f"chaos-{index}-{'ckpt' if checkpoints else 'none'}"
-                    response = client.post("/studies", json=study_spec(name, checkpoints))
+                    spec = study_spec(name, args.seed + index, checkpoints)
+                    response = client.post("/studies", json=spec)
                     response.raise_for_status()
                     study_ids[response.json()["id"]] = checkpoints
         started = time.monotonic()

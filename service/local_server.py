@@ -100,26 +100,31 @@ def stop_server(server: Server) -> None:
             os.killpg(int(json.loads(head.read_text())["pid"]), signal.SIGKILL)
 
 
+def _postgres_answers(within_s: float) -> bool:
+    """Whether the machine's PostgreSQL accepts a connection within ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+            return True
+        except psycopg.OperationalError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+
+
 def _ensure_postgres_running() -> None:
     """Start the machine's PostgreSQL cluster if it is down (CI machines may have it stopped)."""
-    try:
-        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    if _postgres_answers(0):
         return
-    except psycopg.OperationalError:
-        pass
     versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
     if versions:
         subprocess.run(
             ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
             check=False,
         )
-    for _ in range(30):
-        try:
-            psycopg.connect(PG_ADMIN, connect_timeout=3).close()
-            return
-        except psycopg.OperationalError:
-            time.sleep(1)
-    raise RuntimeError("PostgreSQL on 127.0.0.1:5432 is not reachable and could not be started")
+    if not _postgres_answers(30):
+        raise RuntimeError("PostgreSQL on 127.0.0.1:5432 is not reachable and could not be started")
 
 
 def restart_postgres() -> float:
@@ -132,13 +137,9 @@ def restart_postgres() -> float:
         check=True,
         timeout=120,
     )
-    for _ in range(60):
-        try:
-            psycopg.connect(PG_ADMIN, connect_timeout=3).close()
-            return time.monotonic() - started
-        except psycopg.OperationalError:
-            time.sleep(0.5)
-    raise RuntimeError("PostgreSQL did not come back within 30 s of its restart")
+    if not _postgres_answers(30):
+        raise RuntimeError("PostgreSQL did not come back within 30 s of its restart")
+    return time.monotonic() - started
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import optuna
 
 from search_spaces.converters import to_distributions
 from search_spaces.spec import validate_spec
+from service.population_plot import write_population_tree
 from service.schemas import StudyPublic, TrialPublic
 
 PLOTTED_STATES = {
@@ -50,10 +51,11 @@ def optuna_study(study: StudyPublic, trials: list[TrialPublic]) -> optuna.Study:
 
 
 def write_plots(
-    loaded: optuna.Study, study: StudyPublic, directory: Path
+    loaded: optuna.Study, study: StudyPublic, directory: Path, trials: list[TrialPublic]
 ) -> tuple[list[Path], dict[str, str]]:
-    """Each plot as ``<name>.png`` and ``<name>.html``; plots that cannot be drawn are skipped
-    with their reason."""
+    """Each plot as ``<name>.png`` and ``<name>.html``, and the population tree of a PBT / PB2
+    study (``trials``, as the API gave them); plots that cannot be drawn are skipped with their
+    reason."""
     spec = validate_spec(study.spec)
     metric = spec.goals[0].metric
     target: Callable[[optuna.trial.FrozenTrial], float] | None = None
@@ -77,6 +79,8 @@ def write_plots(
             written.extend(_draw(loaded, directory, name, function, kwargs))
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
             skipped[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if any(t.lineage for t in trials):
+        written.append(write_population_tree(trials, directory, metric))
     return written, skipped
 
 

@@ -9,11 +9,6 @@ from pathlib import Path
 from service.schemas import TrialPublic
 
 
-def has_population(trials: list[TrialPublic]) -> bool:
-    """Whether any trial copied another's checkpoint (a tree worth drawing)."""
-    return any(t.lineage for t in trials)
-
-
 def write_population_tree(trials: list[TrialPublic], directory: Path, metric: str) -> Path:
     """``population_tree.png`` in ``directory``."""
     import matplotlib

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from search_spaces.protocol import EVENTS_TABLE
 from workers.resilient_storage import is_connection_loss
@@ -43,7 +43,7 @@ class EventWriter:
                 with self._connect().begin() as conn:
                     conn.execute(self._insert, values)
                 return
-            except (OperationalError, DBAPIError) as exc:
+            except DBAPIError as exc:  # OperationalError ("locked", a lost connection) among them
                 retriable = "locked" in str(exc).lower() or is_connection_loss(exc)
                 if not retriable or attempt == 9:
                     log.warning("could not store event %s: %s", kind, exc)

@@ -79,7 +79,9 @@ class _Lineage:
     keeps its own Optuna trial number (Tune copies the source's whole configuration), and the
     exploit step goes to ``sink``."""
 
-    _sink: ExploitSink | None = None
+    def __init__(self, sink: ExploitSink | None = None, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._sink = sink
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         # Tune refuses a search algorithm with PBT because explored configurations no longer
@@ -130,12 +132,9 @@ def _last_epoch(result: dict[str, Any] | None) -> int:
 class LineagePBT(_Lineage, PopulationBasedTraining):
     """Tune's ``PopulationBasedTraining`` recording lineage (see ``_Lineage``)."""
 
-    def __init__(self, sink: ExploitSink | None = None, **settings: Any) -> None:
-        super().__init__(**settings)
-        self._sink = sink
-
 
 def make_pbt(spec: StudySpec, metric: str, mode: str, sink: ExploitSink | None) -> Any:
+    # PB2 is imported here: its module imports scikit-learn, which other studies never need.
     """PBT (``pbt``) or PB2 (``pb2``, Ray Tune's GP-bandit explore) on the stopping metric,
     perturbing every ``perturbation_interval`` epochs."""
     settings = spec.scheduler
@@ -152,11 +151,9 @@ def make_pbt(spec: StudySpec, metric: str, mode: str, sink: ExploitSink | None) 
         from ray.tune.schedulers.pb2 import PB2
 
         class LineagePB2(_Lineage, PB2):
-            def __init__(self, **kwargs: Any) -> None:
-                super().__init__(**kwargs)
-                self._sink = sink
+            """Tune's ``PB2`` recording lineage (see ``_Lineage``)."""
 
-        return LineagePB2(hyperparam_bounds=bounds(spec), **common)
+        return LineagePB2(sink=sink, hyperparam_bounds=bounds(spec), **common)
     return LineagePBT(
         sink=sink,
         hyperparam_mutations=mutations(spec),

@@ -55,7 +55,7 @@ def _retrying(name: str) -> Callable[..., Any]:
         while True:
             try:
                 return getattr(self.inner, name)(*args, **kwargs)
-            except (StorageInternalError, OperationalError, InterfaceError, DBAPIError) as exc:
+            except (StorageInternalError, DBAPIError) as exc:
                 if not is_connection_loss(exc) or time.monotonic() + delay > deadline:
                     raise
                 log.warning("database unreachable in %s (%s); retrying in %.1f s", name, exc, delay)

@@ -118,10 +118,6 @@ def _hyperband_sync(spec: StudySpec, metric: str, mode: str, _: Any) -> TrialSch
     )
 
 
-def _population(spec: StudySpec, metric: str, mode: str, sink: Any) -> TrialScheduler:
-    return make_pbt(spec, metric, mode, sink)
-
-
 Builder = Callable[[StudySpec, str, str, "ExploitSink | None"], TrialScheduler]
 SCHEDULERS: dict[str, Builder] = {
     "asha": _async_hyperband,
@@ -129,6 +125,6 @@ SCHEDULERS: dict[str, Builder] = {
     "median": _median,
     "hyperband_sync": _hyperband_sync,
     "bohb": _hyperband_sync,
-    "pbt": _population,
-    "pb2": _population,
+    "pbt": make_pbt,
+    "pb2": make_pbt,
 }

@@ -147,12 +147,11 @@ class RecordingOptunaSearch(OptunaSearch):
             log.warning("could not mark trial %s paused=%s", trial_id, paused, exc_info=True)
 
     def on_pause(self, trial_id: str) -> None:
-        """Tune's BOHB scheduler pausing a trial."""
-        self.mark_paused(trial_id, True)
+        """Tune's BOHB scheduler calls this when it pauses a trial: nothing to do, as
+        ``StudyEvents`` marks the trials every scheduler pauses (``mark_paused``)."""
 
     def on_unpause(self, trial_id: str) -> None:
-        """Tune's BOHB scheduler resuming a trial."""
-        self.mark_paused(trial_id, False)
+        """Tune's BOHB scheduler resuming a trial (see ``on_pause``)."""
 
     def trial_number(self, trial_id: str) -> int | None:
         """The Optuna trial number of a Tune trial."""

@@ -36,12 +36,7 @@ def plots(
     if not any(t.state.name == "COMPLETE" for t in loaded.trials):
         raise Failure(f"study {study_id} has no completed trial to plot yet")
     directory.mkdir(parents=True, exist_ok=True)
-    written, skipped = write_plots(loaded, study, directory)
-    from service.population_plot import has_population, write_population_tree
-
-    if has_population(trials):
-        metric = str(study.spec.get("objective", {}).get("metric", "value"))
-        written.append(write_population_tree(trials, directory, metric))
+    written, skipped = write_plots(loaded, study, directory, trials)
     if as_json:
         typer.echo(json.dumps({"files": [str(p) for p in written], "skipped": skipped}))
         return

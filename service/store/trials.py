@@ -148,9 +148,8 @@ class TrialQueries:
         with self._engine.connect() as conn:
             found = self._counts.counts(conn, study_id)
             counts = {state: found.get(state, 0) for state in TRIAL_STATES}
-            if counts["RUNNING"]:
-                counts = _with_paused(counts, _paused(conn, [study_id]).get(study_id, 0))
-        return {**counts, PAUSED: counts.get(PAUSED, 0)}
+            paused = _paused(conn, [study_id]).get(study_id, 0) if counts["RUNNING"] else 0
+        return _with_paused(counts, paused)
 
     def every(self, study_id: int, page_size: int = 500) -> list[TrialRecord]:
         """Every trial of the study, page by page."""

@@ -6,7 +6,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    HyperBandForBOHB,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    PopulationBasedTraining,
+)
+from ray.tune.schedulers.pb2 import PB2
 
 from search_spaces.spec import validate_spec
 from workers.schedulers import make_scheduler
@@ -91,3 +99,24 @@ def test_hyperband_brackets_follow_the_study_seed() -> None:
     assert _brackets_drawn(seed=3, global_seed=1) == first  # NumPy's global state plays no part
     assert _brackets_drawn(seed=4, global_seed=0) != first
     assert first.count(0) > first.count(3)  # the bracket with the most rungs draws the most
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "kind", "trials"),
+    [  # all at once: a bracket of Hyperband's (8 epochs, a factor of 2), or the population
+        ({"type": "hyperband_sync", "reduction_factor": 2}, HyperBandScheduler, 8),
+        ({"type": "bohb", "reduction_factor": 2}, HyperBandForBOHB, 8),
+        ({"type": "pbt", "perturbation_interval": 2}, PopulationBasedTraining, 4),
+        ({"type": "pb2", "perturbation_interval": 2}, PB2, 4),
+    ],
+)
+def test_pausing_scheduler_mapping(scheduler: dict[str, object], kind: type, trials: int) -> None:
+    budget = {"n_trials": trials, "max_concurrent_trials": trials}
+    made = make_scheduler(_spec(scheduler, budget=budget), sink=lambda *step: None)  # type: ignore[arg-type]
+    assert isinstance(made, kind)
+    if kind is HyperBandScheduler:
+        assert not isinstance(made, HyperBandForBOHB)
+        assert made._max_t_attr == 8  # type: ignore[attr-defined]
+    if issubclass(kind, PopulationBasedTraining):
+        assert made._perturbation_interval == 2  # type: ignore[attr-defined]
+        assert made._sink is not None  # type: ignore[attr-defined]
