@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import (
     ASHAScheduler,
     FIFOScheduler,
@@ -84,15 +85,25 @@ def _median(spec: StudySpec, metric: str, mode: str, _: Any) -> TrialScheduler:
 
 
 class _StopsFinishedBrackets:
-    """Ray's synchronous Hyperband leaves a trial paused for good when the bracket's other
-    trial ends on its own after the paused one reached the last rung (the bracket counts as
-    finished, so nobody stops it): the study would hang. Stop such trials (they are done)."""
+    """Ray's synchronous Hyperband can leave a trial paused for good (a race between a trial
+    reaching its rung and its bracket's other trials ending on their own): the study would
+    hang with nothing running. A finished bracket stops its paused trials; and when nothing
+    runs or waits to run, a paused trial is resumed, so the study always goes on."""
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         bracket, _ = self._trial_info[trial]  # type: ignore[attr-defined]
         super().on_trial_remove(tune_controller, trial)  # type: ignore[misc]
         if bracket.finished():
             bracket.cleanup_full(tune_controller)
+
+    def choose_trial_to_run(self, tune_controller: Any, *args: Any, **kwargs: Any) -> Any:
+        chosen = super().choose_trial_to_run(tune_controller, *args, **kwargs)  # type: ignore[misc]
+        if chosen is not None:
+            return chosen
+        trials = tune_controller.get_trials()
+        if any(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials):
+            return None
+        return next((t for t in trials if t.status == Trial.PAUSED), None)
 
 
 class SyncHyperBand(_StopsFinishedBrackets, HyperBandScheduler):

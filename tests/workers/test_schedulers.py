@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import (
     AsyncHyperBandScheduler,
     FIFOScheduler,
@@ -120,3 +121,21 @@ def test_pausing_scheduler_mapping(scheduler: dict[str, object], kind: type, tri
     if issubclass(kind, PopulationBasedTraining):
         assert made._perturbation_interval == 2  # type: ignore[attr-defined]
         assert made._sink is not None  # type: ignore[attr-defined]
+
+
+def test_synchronous_hyperband_never_leaves_the_study_with_only_paused_trials() -> None:
+    """Ray's bracket bookkeeping can leave a trial paused with nothing else to run; the
+    scheduler then resumes it rather than let the study hang."""
+    made = make_scheduler(
+        _spec(
+            {"type": "hyperband_sync", "reduction_factor": 2},
+            budget={"n_trials": 8, "max_concurrent_trials": 8},
+        )
+    )  # type: ignore[arg-type]
+    paused = SimpleNamespace(status=Trial.PAUSED)
+    done = SimpleNamespace(status=Trial.TERMINATED)
+    running = SimpleNamespace(status=Trial.RUNNING)
+    stalled = SimpleNamespace(get_trials=lambda: [done, paused])
+    assert made.choose_trial_to_run(stalled) is paused
+    busy = SimpleNamespace(get_trials=lambda: [running, paused])
+    assert made.choose_trial_to_run(busy) is None  # Ray's own choice (none) while one runs
