@@ -109,7 +109,6 @@ def test_pb2_explores_numeric_ranges_with_its_gp_bandit(api: httpx.Client) -> No
         **POPULATION,
         "name": "pb2",
         "objective": {"metric": "eval_accuracy"},
-        "task": {**POPULATION["task"], "epochs": 3},
         "scheduler": {"type": "pb2", "metric": "eval_loss"},
         "search_space": {
             "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
